@@ -1,0 +1,209 @@
+//! Lease renewal scheduling, sans-IO: time is always an argument.
+//!
+//! Call order, per held grant: after the grant, [`Lease::poll_deadline`] says
+//! when to come back; at or after that moment [`Lease::poll_renew`] says
+//! whether to send a renewal now; its reply goes to [`Lease::handle_renewed`]
+//! or [`Lease::handle_failure`]; when a deadline passes with the reply still
+//! missing, [`Lease::handle_timeout`] declares the lease lost.
+
+use crate::protocol::Error;
+
+const NS_PER_S: u64 = 1_000_000_000;
+
+/// The state of one held lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// Held; the next renewal is due at `renew_at`.
+    Scheduled {
+        /// When to send the next renewal.
+        renew_at: u64,
+    },
+    /// A renewal was sent at `sent_at`; its reply is due before `expires_at`.
+    InFlight {
+        /// When the renewal was sent.
+        sent_at: u64,
+    },
+    /// The lease was lost. Final.
+    Lost(Error),
+}
+
+/// Renewal scheduling for one grant, on a monotonic clock in nanoseconds.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    ratio: f64,
+    /// The latest moment the lease is known to last to (a conservative local estimate).
+    expires_at: u64,
+    state: State,
+}
+
+impl Lease {
+    /// A lease of `lease_s` seconds granted no later than `now`.
+    /// `ratio` is in (0, 1); `jitter` is a random number for early-only jitter.
+    pub fn new(now: u64, lease_s: u64, ratio: f64, jitter: u64) -> Self {
+        let mut lease = Lease {
+            ratio,
+            expires_at: 0,
+            state: State::Lost(Error::Timeout),
+        };
+        lease.schedule(now, lease_s, jitter);
+        lease
+    }
+
+    /// The current state.
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Whether the lease is lost.
+    pub fn is_lost(&self) -> bool {
+        matches!(self.state, State::Lost(_))
+    }
+
+    /// When something must happen next: the renewal time, or the end of the
+    /// lease while a renewal is in flight. `None` once lost.
+    pub fn poll_deadline(&self) -> Option<u64> {
+        match self.state {
+            State::Scheduled { renew_at } => Some(renew_at),
+            State::InFlight { .. } => Some(self.expires_at),
+            State::Lost(_) => None,
+        }
+    }
+
+    /// Whether a renewal must be sent now; if so the lease is in flight from `now`.
+    pub fn poll_renew(&mut self, now: u64) -> bool {
+        match self.state {
+            State::Scheduled { renew_at } if now >= renew_at => {
+                self.state = State::InFlight { sent_at: now };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Marks a renewal sent now outside the schedule (an explicit `renew`).
+    pub fn start_renew(&mut self, now: u64) {
+        if !self.is_lost() {
+            self.state = State::InFlight { sent_at: now };
+        }
+    }
+
+    /// The server renewed: `remaining_s` left, counted from when the request was sent.
+    pub fn handle_renewed(&mut self, remaining_s: u64, jitter: u64) {
+        if let State::InFlight { sent_at } = self.state {
+            self.schedule(sent_at, remaining_s, jitter);
+        }
+    }
+
+    /// The renewal failed (refused, or the connection broke): the lease is lost.
+    pub fn handle_failure(&mut self, reason: Error) {
+        if !self.is_lost() {
+            self.state = State::Lost(reason);
+        }
+    }
+
+    /// At `now`, a renewal reply still missing at the end of the lease means
+    /// the lease is lost. Returns whether it was lost by this call.
+    pub fn handle_timeout(&mut self, now: u64) -> bool {
+        if matches!(self.state, State::InFlight { .. }) && now >= self.expires_at {
+            self.state = State::Lost(Error::LockLost(
+                "no renewal reply before the lease ran out".into(),
+            ));
+            return true;
+        }
+        false
+    }
+
+    fn schedule(&mut self, from: u64, lease_s: u64, jitter: u64) {
+        let lease_ns = lease_s.saturating_mul(NS_PER_S);
+        // Renew at lease × ratio, minus up to a tenth of that, never later.
+        let interval = (lease_ns as f64 * self.ratio) as u64;
+        let early = jitter % (interval / 10 + 1);
+        self.expires_at = from.saturating_add(lease_ns);
+        self.state = State::Scheduled {
+            renew_at: from.saturating_add(interval - early),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = NS_PER_S;
+
+    #[test]
+    fn renews_at_the_ratio_without_jitter() {
+        let mut lease = Lease::new(100 * S, 10, 0.5, 0);
+        assert_eq!(lease.poll_deadline(), Some(105 * S));
+        assert!(!lease.poll_renew(105 * S - 1));
+        assert!(lease.poll_renew(105 * S));
+        assert_eq!(lease.state(), &State::InFlight { sent_at: 105 * S });
+        assert_eq!(
+            lease.poll_deadline(),
+            Some(110 * S),
+            "reply due before the lease ends"
+        );
+        assert!(
+            !lease.poll_renew(106 * S),
+            "one renewal in flight at a time"
+        );
+        lease.handle_renewed(10, 0);
+        assert_eq!(lease.poll_deadline(), Some(110 * S));
+    }
+
+    #[test]
+    fn jitter_is_early_only_and_bounded() {
+        for jitter in [0, 1, 7, 123_456_789, u64::MAX] {
+            let lease = Lease::new(0, 20, 0.5, jitter);
+            let at = lease.poll_deadline().unwrap();
+            assert!((9 * S..=10 * S).contains(&at), "{jitter}: {at}");
+        }
+    }
+
+    #[test]
+    fn a_virtual_clock_holds_a_lease_for_many_lease_lengths() {
+        let mut lease = Lease::new(0, 2, 0.5, 0);
+        let mut renewals = 0;
+        let mut now = 0;
+        while now < 6 * S {
+            now = lease.poll_deadline().unwrap();
+            assert!(lease.poll_renew(now));
+            lease.handle_renewed(2, now);
+            renewals += 1;
+            assert!(!lease.is_lost());
+        }
+        assert!(renewals >= 6, "{renewals}");
+    }
+
+    #[test]
+    fn missing_reply_loses_the_lease_at_its_end() {
+        let mut lease = Lease::new(0, 4, 0.5, 0);
+        assert!(lease.poll_renew(2 * S));
+        assert!(!lease.handle_timeout(4 * S - 1));
+        assert!(lease.handle_timeout(4 * S));
+        assert!(lease.is_lost());
+        assert_eq!(lease.poll_deadline(), None);
+        assert!(!lease.poll_renew(10 * S));
+    }
+
+    #[test]
+    fn refusal_is_final() {
+        let mut lease = Lease::new(0, 4, 0.5, 0);
+        assert!(lease.poll_renew(2 * S));
+        lease.handle_failure(Error::LeaseExpired);
+        assert_eq!(lease.state(), &State::Lost(Error::LeaseExpired));
+        lease.handle_renewed(4, 0);
+        lease.handle_failure(Error::Timeout);
+        assert_eq!(
+            lease.state(),
+            &State::Lost(Error::LeaseExpired),
+            "first reason kept"
+        );
+    }
+
+    #[test]
+    fn huge_leases_saturate_instead_of_overflowing() {
+        let lease = Lease::new(u64::MAX - 5, crate::protocol::MAX_SECONDS, 0.99, u64::MAX);
+        assert!(lease.poll_deadline().is_some());
+    }
+}
