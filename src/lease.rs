@@ -101,16 +101,19 @@ impl Lease {
         }
     }
 
-    /// At `now`, a renewal reply still missing at the end of the lease means
-    /// the lease is lost. Returns whether it was lost by this call.
+    /// At `now`, a lease whose end has passed without a renewal reply is
+    /// lost: the reply is missing, or no renewal was sent in time because
+    /// nothing drove the lease. Returns whether it was lost by this call.
     pub fn handle_timeout(&mut self, now: u64) -> bool {
-        if matches!(self.state, State::InFlight { .. }) && now >= self.expires_at {
-            self.state = State::Lost(Error::LockLost(
-                "no renewal reply before the lease ran out".into(),
-            ));
-            return true;
+        if self.is_lost() || now < self.expires_at {
+            return false;
         }
-        false
+        let reason = match self.state {
+            State::InFlight { .. } => "no renewal reply before the lease ran out",
+            _ => "the lease ran out before it was renewed (nothing drove the renewal)",
+        };
+        self.state = State::Lost(Error::LockLost(reason.into()));
+        true
     }
 
     fn schedule(&mut self, from: u64, lease_s: u64, jitter: u64) {
@@ -184,6 +187,14 @@ mod tests {
         assert!(lease.is_lost());
         assert_eq!(lease.poll_deadline(), None);
         assert!(!lease.poll_renew(10 * S));
+    }
+
+    #[test]
+    fn an_undriven_lease_is_lost_at_its_end() {
+        let mut lease = Lease::new(0, 4, 0.5, 0);
+        assert!(!lease.handle_timeout(4 * S - 1));
+        assert!(lease.handle_timeout(4 * S));
+        assert!(matches!(lease.state(), State::Lost(Error::LockLost(_))));
     }
 
     #[test]

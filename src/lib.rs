@@ -6,12 +6,13 @@
 //!   caller-supplied clock), [`fence`] and [`shard`];
 //! - the component glue (`wasm32` only): transport over `wasi:sockets`, the
 //!   reactor over `wasi:io/poll`, and the resources exported through `wit/`.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod fence;
 pub mod lease;
 pub mod protocol;
+pub mod settings;
 pub mod shard;
 
 #[cfg(target_arch = "wasm32")]

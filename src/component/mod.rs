@@ -1,0 +1,70 @@
+//! The component glue: WIT bindings and thin exports that delegate to the
+//! session, transport and pure core. Nothing here may panic: a trap poisons
+//! the instance.
+
+mod clock;
+mod connection;
+mod convert;
+mod reactor;
+mod resources;
+mod session;
+mod transport;
+
+/// Generated bindings: the only place where `unsafe` (the canonical ABI) is allowed.
+#[allow(unsafe_code, missing_docs)]
+mod bindings {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "client",
+        with: { "wasi:io/poll@0.2.12": wasip2::io::poll },
+    });
+
+    use super::Component;
+    export!(Component with_types_in self);
+}
+
+use bindings::exports::dflockd::client as api;
+
+/// The one component struct; it only names the resource types.
+struct Component;
+
+impl api::locks::Guest for Component {
+    type Lock = resources::Lock;
+    type Semaphore = resources::Semaphore;
+}
+
+impl api::connection::Guest for Component {
+    type Connection = connection::Connection;
+}
+
+impl api::fencing::Guest for Component {
+    type FenceGuard = resources::FenceGuard;
+
+    fn fence_from_token(token: String) -> Result<u64, api::types::Error> {
+        crate::fence::fence_from_token(&token).map_err(Into::into)
+    }
+}
+
+impl api::sharding::Guest for Component {
+    fn shard_index(key: String, n: u32) -> Result<u32, api::types::Error> {
+        crate::shard::shard_index(&key, n).ok_or_else(|| {
+            crate::protocol::Error::InvalidArgument("the server count must be above 0".into())
+                .into()
+        })
+    }
+}
+
+impl api::driver::Guest for Component {
+    fn next_wakeup() -> wasip2::io::poll::Pollable {
+        session::next_wakeup()
+    }
+
+    fn next_deadline() -> Option<u64> {
+        session::next_deadline()
+    }
+
+    fn drive() -> Vec<api::driver::LeaseLost> {
+        session::drive_all(clock::now());
+        session::take_losses().into_iter().map(Into::into).collect()
+    }
+}
