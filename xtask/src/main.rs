@@ -1,1 +1,136 @@
-fn main() {}
+//! `cargo xtask <command>`: set-up, build, demo, test and lint in one place.
+//!
+//! Every command installs what it needs (and says what it installs) or fails
+//! loudly with what is missing; nothing is skipped silently.
+
+use std::path::{Path, PathBuf};
+use std::process::{exit, Command};
+
+const TARGET: &str = "wasm32-wasip2";
+const USAGE: &str = "usage: cargo xtask <build|demo|test|lint|setup>
+  setup  install the wasm32-wasip2 target if missing
+  build  build the release component and print its size
+  demo   build, load it in wasmtime and show it working (the README's main command)
+  test   unit tests, the component build, and the host tests in wasmtime
+  lint   cargo fmt --check and cargo clippy -D warnings (native and wasm32)";
+
+fn main() {
+    let command = std::env::args().nth(1).unwrap_or_default();
+    let result = match command.as_str() {
+        "setup" => setup(),
+        "build" => setup().and_then(|()| build()).map(drop),
+        "demo" => setup().and_then(|()| build()).and_then(|_| demo()),
+        "test" => setup().and_then(|()| test()),
+        "lint" => setup().and_then(|()| lint()),
+        _ => Err(USAGE.to_string()),
+    };
+    if let Err(message) = result {
+        eprintln!("xtask {command}: {message}");
+        exit(1);
+    }
+}
+
+type Step = Result<(), String>;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Step {
+    eprintln!("+ {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("could not start {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+/// Installs the wasm target when rustup is there and the target is not.
+fn setup() -> Step {
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| {
+            format!("rustc not found ({e}); install Rust with rustup: https://rustup.rs")
+        })?;
+    let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
+    if Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(TARGET)
+        .exists()
+    {
+        return Ok(());
+    }
+    run(Command::new("rustup").args(["target", "add", TARGET])).map_err(|e| {
+        format!("the {TARGET} target is missing and could not be installed: {e}; run `rustup target add {TARGET}`")
+    })
+}
+
+/// The release component; returns its path.
+fn build() -> Result<PathBuf, String> {
+    run(cargo().args([
+        "build",
+        "--release",
+        "--target",
+        TARGET,
+        "-p",
+        "dflockd-component",
+    ]))?;
+    let wasm = root()
+        .join("target")
+        .join(TARGET)
+        .join("release/dflockd_component.wasm");
+    let size = std::fs::metadata(&wasm)
+        .map_err(|e| format!("{}: {e}", wasm.display()))?
+        .len();
+    eprintln!(
+        "component: {} ({size} bytes, {:.0} KiB)",
+        wasm.display(),
+        size as f64 / 1024.0
+    );
+    Ok(wasm)
+}
+
+fn demo() -> Step {
+    run(cargo().args(["run", "--quiet", "-p", "host-tests", "--bin", "demo"]))
+}
+
+fn test() -> Step {
+    run(cargo().args(["test", "-p", "dflockd-component"]))?;
+    build()?;
+    run(cargo().args(["test", "-p", "host-tests"]))
+}
+
+fn lint() -> Step {
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo().args([
+        "clippy",
+        "-p",
+        "dflockd-component",
+        "--target",
+        TARGET,
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}
