@@ -13,6 +13,7 @@ use wasmtime_wasi::p2::DynPollable;
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+pub mod server;
 pub mod standin;
 
 /// Host bindings generated from `wit/`, the single source of truth.
@@ -26,6 +27,8 @@ pub mod bindings {
 }
 
 pub use bindings::exports::dflockd::client::connection::Enqueued;
+pub use bindings::exports::dflockd::client::driver::LeaseLost;
+pub use bindings::exports::dflockd::client::types::EnqueueStatus;
 pub use bindings::exports::dflockd::client::types::{ConnectOptions, Error, Options, Server};
 pub use bindings::Client;
 
@@ -92,6 +95,28 @@ impl Instance {
     pub fn pollable_ready(&mut self, pollable: &Resource<DynPollable>) -> bool {
         let borrowed = Resource::new_borrow(pollable.rep());
         HostPollable::ready(&mut self.store.data_mut().table, borrowed).expect("pollable in table")
+    }
+
+    /// Blocks until a pollable the component returned is ready.
+    pub fn block_on(&mut self, pollable: &Resource<DynPollable>) {
+        let borrowed = Resource::new_borrow(pollable.rep());
+        HostPollable::block(&mut self.store.data_mut().table, borrowed).expect("pollable in table")
+    }
+
+    /// One driver step, as a host does between calls: wait for the
+    /// component's next wakeup, then `drive`. Returns the leases lost.
+    pub fn drive_once(&mut self) -> Vec<LeaseLost> {
+        let wakeup = self
+            .client
+            .dflockd_client_driver()
+            .call_next_wakeup(&mut self.store);
+        let wakeup = wakeup.expect("next-wakeup");
+        self.block_on(&wakeup);
+        self.drop_pollable(wakeup);
+        self.client
+            .dflockd_client_driver()
+            .call_drive(&mut self.store)
+            .expect("drive")
     }
 
     /// Drops a pollable the component returned.

@@ -1,0 +1,375 @@
+//! The component in wasmtime against a real dflockd process: the original
+//! Python server, dflockd 0.5.0 from PyPI, the only dflockd installable on
+//! these machines (the Go server's module is refused by the Go module proxy).
+//! It covers the lock commands `l r n e w`; semaphores, auth, stats and
+//! fence-prefix tokens need the Go server.
+
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use host_tests::server::python_dflockd;
+use host_tests::{
+    instance, options, server_of, ConnectOptions, EnqueueStatus, Error, Instance, Options,
+};
+use wasmtime::component::ResourceAny;
+
+/// A lock resource in an instance, with short names for its methods.
+struct Lock {
+    handle: ResourceAny,
+}
+
+impl Lock {
+    fn open(inst: &mut Instance, key: &str, opts: &Options) -> Lock {
+        let locks = inst.client.dflockd_client_locks().lock();
+        Lock {
+            handle: locks
+                .call_open(&mut inst.store, key, opts)
+                .unwrap()
+                .expect("open"),
+        }
+    }
+    fn acquire(&self, inst: &mut Instance) -> Result<bool, Error> {
+        inst.client
+            .dflockd_client_locks()
+            .lock()
+            .call_acquire(&mut inst.store, self.handle)
+            .unwrap()
+    }
+    fn enqueue(&self, inst: &mut Instance) -> Result<EnqueueStatus, Error> {
+        inst.client
+            .dflockd_client_locks()
+            .lock()
+            .call_enqueue(&mut inst.store, self.handle)
+            .unwrap()
+    }
+    fn wait(&self, inst: &mut Instance, timeout_s: Option<u64>) -> Result<bool, Error> {
+        inst.client
+            .dflockd_client_locks()
+            .lock()
+            .call_wait(&mut inst.store, self.handle, timeout_s)
+            .unwrap()
+    }
+    fn release(&self, inst: &mut Instance) -> Result<bool, Error> {
+        inst.client
+            .dflockd_client_locks()
+            .lock()
+            .call_release(&mut inst.store, self.handle)
+            .unwrap()
+    }
+    fn renew(&self, inst: &mut Instance) -> Result<u64, Error> {
+        inst.client
+            .dflockd_client_locks()
+            .lock()
+            .call_renew(&mut inst.store, self.handle)
+            .unwrap()
+    }
+    fn is_held(&self, inst: &mut Instance) -> bool {
+        inst.client
+            .dflockd_client_locks()
+            .lock()
+            .call_is_held(&mut inst.store, self.handle)
+            .unwrap()
+    }
+    fn token(&self, inst: &mut Instance) -> Option<String> {
+        inst.client
+            .dflockd_client_locks()
+            .lock()
+            .call_token(&mut inst.store, self.handle)
+            .unwrap()
+    }
+    fn lease_s(&self, inst: &mut Instance) -> Option<u64> {
+        inst.client
+            .dflockd_client_locks()
+            .lock()
+            .call_lease_s(&mut inst.store, self.handle)
+            .unwrap()
+    }
+    fn drop_in(self, inst: &mut Instance) {
+        self.handle.resource_drop(&mut inst.store).unwrap();
+    }
+}
+
+fn opts_with(
+    addr: std::net::SocketAddr,
+    acquire_timeout_s: u64,
+    lease_ttl_s: Option<u64>,
+) -> Options {
+    Options {
+        acquire_timeout_s: Some(acquire_timeout_s),
+        lease_ttl_s,
+        ..options(addr)
+    }
+}
+
+#[test]
+fn acquire_release_and_the_grant_accessors() {
+    let server = python_dflockd(&[]);
+    let mut inst = instance(&[server.addr]);
+    let lock = Lock::open(&mut inst, "acc", &opts_with(server.addr, 5, Some(30)));
+    assert_eq!(lock.acquire(&mut inst), Ok(true));
+    assert!(lock.is_held(&mut inst));
+    let token = lock.token(&mut inst).expect("token while held");
+    assert!(
+        token.len() == 32 && token.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{token}"
+    );
+    assert_eq!(lock.lease_s(&mut inst), Some(30));
+    assert!(lock.renew(&mut inst).unwrap() > 0);
+    assert!(
+        matches!(lock.acquire(&mut inst), Err(Error::InvalidArgument(_))),
+        "already held"
+    );
+    assert_eq!(lock.release(&mut inst), Ok(true));
+    assert!(!lock.is_held(&mut inst));
+    assert_eq!(lock.token(&mut inst), None);
+    assert_eq!(
+        lock.release(&mut inst),
+        Ok(false),
+        "nothing left to release"
+    );
+    assert_eq!(
+        lock.acquire(&mut inst),
+        Ok(true),
+        "the connection is reused"
+    );
+    lock.drop_in(&mut inst);
+}
+
+#[test]
+fn a_held_key_times_out_for_others_and_frees_on_release_and_on_drop() {
+    let server = python_dflockd(&[]);
+    let mut a = instance(&[server.addr]);
+    let mut b = instance(&[server.addr]);
+    let holder = Lock::open(&mut a, "busy", &opts_with(server.addr, 5, None));
+    let other = Lock::open(&mut b, "busy", &opts_with(server.addr, 0, None));
+    assert_eq!(holder.acquire(&mut a), Ok(true));
+    assert_eq!(other.acquire(&mut b), Ok(false), "try-lock on a held key");
+    assert!(!other.is_held(&mut b));
+    assert_eq!(holder.release(&mut a), Ok(true));
+    assert_eq!(other.acquire(&mut b), Ok(true));
+    // Dropping a held lock releases it.
+    other.drop_in(&mut b);
+    let again = Lock::open(&mut a, "busy", &opts_with(server.addr, 0, None));
+    assert_eq!(again.acquire(&mut a), Ok(true));
+}
+
+#[test]
+fn nine_contenders_are_granted_in_fifo_order() {
+    let server = python_dflockd(&[]);
+    let mut first = instance(&[server.addr]);
+    let holder = Lock::open(&mut first, "fifo", &opts_with(server.addr, 5, None));
+    assert_eq!(holder.acquire(&mut first), Ok(true));
+    // Enqueue one by one so the queue order is known, then wait in parallel.
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut workers = Vec::new();
+    for n in 0..9 {
+        let mut inst = instance(&[server.addr]);
+        let lock = Lock::open(&mut inst, "fifo", &opts_with(server.addr, 30, None));
+        assert!(
+            matches!(lock.enqueue(&mut inst), Ok(EnqueueStatus::Queued)),
+            "worker {n}"
+        );
+        let order = order.clone();
+        workers.push(thread::spawn(move || {
+            assert_eq!(lock.wait(&mut inst, Some(30)), Ok(true), "worker {n}");
+            order.lock().unwrap().push(n);
+            assert_eq!(lock.release(&mut inst), Ok(true));
+        }));
+    }
+    assert_eq!(holder.release(&mut first), Ok(true));
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), (0..9).collect::<Vec<_>>());
+}
+
+#[test]
+fn two_phase_fast_path_and_queued_path() {
+    let server = python_dflockd(&[]);
+    let mut a = instance(&[server.addr]);
+    let mut b = instance(&[server.addr]);
+    let first = Lock::open(&mut a, "two", &opts_with(server.addr, 5, None));
+    assert!(
+        matches!(first.enqueue(&mut a), Ok(EnqueueStatus::Acquired)),
+        "free key: fast path"
+    );
+    assert!(first.is_held(&mut a));
+    assert_eq!(
+        first.wait(&mut a, Some(1)),
+        Ok(true),
+        "wait after a fast-path grant"
+    );
+    let second = Lock::open(&mut b, "two", &opts_with(server.addr, 5, None));
+    assert!(matches!(second.enqueue(&mut b), Ok(EnqueueStatus::Queued)));
+    assert!(!second.is_held(&mut b));
+    assert!(
+        matches!(second.enqueue(&mut b), Err(Error::InvalidArgument(_))),
+        "already enqueued"
+    );
+    assert_eq!(first.release(&mut a), Ok(true));
+    assert_eq!(second.wait(&mut b, Some(5)), Ok(true));
+    assert!(second.is_held(&mut b));
+    // A queued wait that times out holds nothing.
+    let third = Lock::open(&mut a, "two", &opts_with(server.addr, 5, None));
+    assert!(matches!(third.enqueue(&mut a), Ok(EnqueueStatus::Queued)));
+    assert_eq!(third.wait(&mut a, Some(1)), Ok(false));
+    assert!(!third.is_held(&mut a));
+}
+
+#[test]
+fn blocking_calls_renew_the_other_leases_of_their_instance() {
+    // One instance holds "renewed" with a 2 s lease while it blocks 6 s in
+    // another acquire: its reactor must renew the lease meanwhile.
+    let server = python_dflockd(&["--lease-sweep-interval", "1"]);
+    let mut inst = instance(&[server.addr]);
+    let mut rival = instance(&[server.addr]);
+    let held = Lock::open(&mut inst, "renewed", &opts_with(server.addr, 5, Some(2)));
+    assert_eq!(held.acquire(&mut inst), Ok(true));
+    let blocker = Lock::open(&mut rival, "blocker", &opts_with(server.addr, 5, None));
+    assert_eq!(blocker.acquire(&mut rival), Ok(true));
+    let waiting = Lock::open(&mut inst, "blocker", &opts_with(server.addr, 6, None));
+    assert_eq!(
+        waiting.acquire(&mut inst),
+        Ok(false),
+        "blocked for 6 s: 3 leases of \"renewed\""
+    );
+    assert!(held.is_held(&mut inst));
+    let thief = Lock::open(&mut rival, "renewed", &opts_with(server.addr, 0, None));
+    assert_eq!(
+        thief.acquire(&mut rival),
+        Ok(false),
+        "still held after 3 lease lengths"
+    );
+    assert_eq!(held.release(&mut inst), Ok(true));
+}
+
+#[test]
+fn the_driver_holds_a_lease_for_three_lease_lengths_while_another_client_waits() {
+    let server = python_dflockd(&["--lease-sweep-interval", "1"]);
+    let mut holder_inst = instance(&[server.addr]);
+    let held = Lock::open(
+        &mut holder_inst,
+        "driven",
+        &opts_with(server.addr, 5, Some(2)),
+    );
+    assert_eq!(held.acquire(&mut holder_inst), Ok(true));
+    let (done_tx, done) = mpsc::channel::<Result<bool, Error>>();
+    let addr = server.addr;
+    let waiter = thread::spawn(move || {
+        let mut inst = instance(&[addr]);
+        let lock = Lock::open(&mut inst, "driven", &opts_with(addr, 6, None));
+        done_tx.send(lock.acquire(&mut inst)).unwrap();
+    });
+    // The host's driver loop: wait for the component's wakeup, then drive.
+    let verdict = loop {
+        assert!(holder_inst.drive_once().is_empty(), "no lease may be lost");
+        if let Ok(verdict) = done.try_recv() {
+            break verdict;
+        }
+    };
+    waiter.join().unwrap();
+    assert_eq!(verdict, Ok(false), "the waiter never got the lock in 6 s");
+    assert!(held.is_held(&mut holder_inst));
+    assert_eq!(held.release(&mut holder_inst), Ok(true));
+}
+
+#[test]
+fn a_dead_server_is_reported_as_a_lost_lease() {
+    let mut server = python_dflockd(&[]);
+    let mut inst = instance(&[server.addr]);
+    let lock = Lock::open(&mut inst, "doomed", &opts_with(server.addr, 5, Some(2)));
+    assert_eq!(lock.acquire(&mut inst), Ok(true));
+    server.kill();
+    let started = Instant::now();
+    let lost = loop {
+        let lost = inst.drive_once();
+        if !lost.is_empty() {
+            break lost;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no loss reported"
+        );
+    };
+    assert_eq!(lost.len(), 1);
+    assert_eq!(lost[0].key, "doomed");
+    assert!(!lost[0].semaphore);
+    assert!(
+        matches!(lost[0].reason, Error::LockLost(_)),
+        "{:?}",
+        lost[0].reason
+    );
+    assert!(!lock.is_held(&mut inst));
+    assert!(
+        matches!(lock.release(&mut inst), Err(Error::LockLost(_))),
+        "the next call is told"
+    );
+    assert_eq!(lock.release(&mut inst), Ok(false), "and only once");
+}
+
+#[test]
+fn max_locks_is_a_typed_error() {
+    let server = python_dflockd(&["--max-locks", "1"]);
+    let mut inst = instance(&[server.addr]);
+    let one = Lock::open(&mut inst, "one", &opts_with(server.addr, 1, None));
+    let two = Lock::open(&mut inst, "two", &opts_with(server.addr, 1, None));
+    assert_eq!(one.acquire(&mut inst), Ok(true));
+    assert_eq!(two.acquire(&mut inst), Err(Error::MaxLocks));
+}
+
+#[test]
+fn the_low_level_connection_speaks_every_lock_command() {
+    let server = python_dflockd(&[]);
+    let mut inst = instance(&[server.addr]);
+    let c = inst.client.dflockd_client_connection().connection();
+    let plain = ConnectOptions {
+        connect_timeout_ms: Some(5_000),
+        auth_token: None,
+        tls: None,
+    };
+    let s = &mut inst.store;
+    let conn = c
+        .call_open(&mut *s, &server_of(server.addr), &plain)
+        .unwrap()
+        .unwrap();
+    let grant = c
+        .call_lock(&mut *s, conn, "low", 1, Some(30))
+        .unwrap()
+        .unwrap()
+        .expect("granted");
+    assert_eq!(grant.lease_s, 30);
+    assert!(
+        c.call_renew(&mut *s, conn, "low", &grant.token, Some(30))
+            .unwrap()
+            .unwrap()
+            > 0
+    );
+    assert_eq!(
+        c.call_lock(&mut *s, conn, "low", 0, None).unwrap(),
+        Ok(None),
+        "held: try-lock times out"
+    );
+    assert_eq!(
+        c.call_unlock(&mut *s, conn, "low", &grant.token).unwrap(),
+        Ok(())
+    );
+    assert!(matches!(
+        c.call_unlock(&mut *s, conn, "low", &grant.token).unwrap(),
+        Err(Error::Server(_))
+    ));
+    let enqueued = c
+        .call_enqueue(&mut *s, conn, "low2", None)
+        .unwrap()
+        .unwrap();
+    let host_tests::Enqueued::Acquired(fast) = enqueued else {
+        panic!("free key: {enqueued:?}")
+    };
+    assert_eq!(
+        c.call_wait(&mut *s, conn, "low2", 1)
+            .unwrap()
+            .unwrap()
+            .map(|g| g.token),
+        Some(fast.token)
+    );
+}
