@@ -34,13 +34,17 @@ pub fn python_dflockd_path() -> PathBuf {
 /// Starts the Python dflockd on a free loopback port with extra `flags`
 /// and returns once it listens.
 pub fn python_dflockd(flags: &[&str]) -> Server {
+    python_dflockd_on(free_port(), flags)
+}
+
+/// Starts the Python dflockd on 127.0.0.1:`port` and returns once it listens.
+pub fn python_dflockd_on(port: u16, flags: &[&str]) -> Server {
     let path = python_dflockd_path();
     assert!(
         path.exists(),
         "{} is missing: run `cargo xtask setup` (installs {PYTHON_DFLOCKD} from PyPI)",
         path.display()
     );
-    let port = free_port();
     let mut child = Command::new(&path)
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
         .args(flags)

@@ -1,12 +1,12 @@
 //! `cargo xtask demo`: the component in wasmtime, showing what it does.
 //!
-//! Runs everything that needs no server, then talks to a dflockd on
-//! 127.0.0.1:6388 if one answers there.
+//! Runs everything that needs no server, then a lock's life against the
+//! dflockd on 127.0.0.1:6388, starting one there if none answers.
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use host_tests::{component_names, instance, server_of, ConnectOptions};
+use host_tests::{component_names, instance, Options};
 
 const TOKEN: &str = "00000000000001a40123456789abcdef";
 
@@ -63,29 +63,64 @@ fn main() -> wasmtime::Result<()> {
     }
 
     println!("\nserver on {server}:");
-    if TcpStream::connect_timeout(&server, Duration::from_millis(300)).is_err() {
-        println!("  none answers. The real dflockd cannot be installed on this machine yet");
-        println!("  (the Go module proxy refuses github.com/mtingers/dflockd); start one yourself");
-        println!("  on 127.0.0.1:6388 and run the demo again to see locks, semaphores and stats.");
-        return Ok(());
-    }
-    let conns = inst.client.dflockd_client_connection().connection();
-    let plain = ConnectOptions {
-        connect_timeout_ms: Some(2_000),
-        auth_token: None,
-        tls: None,
+    let _started = if TcpStream::connect_timeout(&server, Duration::from_millis(300)).is_ok() {
+        println!("  a server answers there; using it");
+        None
+    } else {
+        println!("  none answers: starting the Python dflockd 0.5.0 there (stopped at the end)");
+        Some(host_tests::server::python_dflockd_on(server.port(), &[]))
     };
-    let conn = conns
-        .call_open(&mut *s, &server_of(server), &plain)?
-        .map_err(fmt)?;
-    conns.call_ping(&mut *s, conn)?.map_err(fmt)?;
-    let stats = conns.call_stats(&mut *s, conn)?.map_err(fmt)?;
+    locks_demo(&mut inst, server)
+}
+
+/// A lock's life through the component: acquire, accessors, contention,
+/// two-phase, release.
+fn locks_demo(inst: &mut host_tests::Instance, server: SocketAddr) -> wasmtime::Result<()> {
+    let locks = inst.client.dflockd_client_locks().lock();
+    let s = &mut inst.store;
+    let opts = Options {
+        lease_ttl_s: Some(20),
+        ..host_tests::options(server)
+    };
+    let lock = locks.call_open(&mut *s, "demo:foo", &opts)?.map_err(fmt)?;
+    let granted = locks.call_acquire(&mut *s, lock)?.map_err(fmt)?;
+    let token = locks.call_token(&mut *s, lock)?.unwrap_or_default();
+    let lease = locks.call_lease_s(&mut *s, lock)?;
     println!(
-        "  ping ok; {} connections, {} locks held",
-        stats.connections,
-        stats.locks.len()
+        "  acquire demo:foo -> {granted}; token {}…, lease {lease:?} s",
+        token.get(..8).unwrap_or("")
     );
-    conn.resource_drop(&mut *s)?;
+
+    let try_opts = Options {
+        acquire_timeout_s: Some(0),
+        ..host_tests::options(server)
+    };
+    let rival = locks
+        .call_open(&mut *s, "demo:foo", &try_opts)?
+        .map_err(fmt)?;
+    println!(
+        "  a second lock, try-lock on the held key -> {:?}",
+        locks.call_acquire(&mut *s, rival)?
+    );
+    let queued = locks
+        .call_open(&mut *s, "demo:foo", &host_tests::options(server))?
+        .map_err(fmt)?;
+    println!(
+        "  two-phase: enqueue -> {:?}",
+        locks.call_enqueue(&mut *s, queued)?
+    );
+    println!(
+        "  release the first -> {:?}",
+        locks.call_release(&mut *s, lock)?
+    );
+    println!(
+        "  the queued one: wait -> {:?}",
+        locks.call_wait(&mut *s, queued, Some(5))?
+    );
+    println!("  release it -> {:?}", locks.call_release(&mut *s, queued)?);
+    for handle in [lock, rival, queued] {
+        handle.resource_drop(&mut *s)?;
+    }
     Ok(())
 }
 
