@@ -209,12 +209,10 @@ fn tls_is_refused_with_a_typed_error_until_supported() {
     let addr = closed_port();
     let mut inst = instance(&[addr]);
     let mut opts = options(addr);
-    opts.connect.tls = Some(
-        host_tests::bindings::exports::dflockd::client::types::TlsOptions {
-            trust: host_tests::bindings::exports::dflockd::client::types::Trust::MozillaRoots,
-            server_name: None,
-        },
-    );
+    opts.connect.tls = Some(host_tests::TlsOptions {
+        trust: host_tests::Trust::MozillaRoots,
+        server_name: None,
+    });
     assert!(matches!(
         open_lock(&mut inst, "k", &opts),
         Err(Error::Tls(_))
@@ -229,10 +227,10 @@ fn the_driver_is_idle_while_nothing_is_held() {
     assert!(driver.call_drive(&mut inst.store).unwrap().is_empty());
     let wakeup = driver.call_next_wakeup(&mut inst.store).unwrap();
     assert!(
-        !inst.pollable_ready(&wakeup),
+        !inst.pollable_ready(&wakeup).unwrap(),
         "never ready while nothing is held"
     );
-    inst.drop_pollable(wakeup);
+    inst.drop_pollable(wakeup).unwrap();
 }
 
 #[test]

@@ -147,7 +147,7 @@ fn demo() -> Step {
 fn test() -> Step {
     run(cargo().args(["test", "-p", "dflockd-component"]))?;
     build()?;
-    run(cargo().args(["test", "-p", "host-tests"]))
+    run(cargo().args(["test", "-p", "dflockd-host", "-p", "host-tests"]))
 }
 
 fn lint() -> Step {

@@ -1,0 +1,155 @@
+//! The typed Rust API of `dflockd-host` (blocking) against a real dflockd
+//! process: the Python dflockd 0.5.0 (see `host_tests::server`).
+
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use dflockd_host::{EnqueueStatus, Error, Lock, Runtime};
+use host_tests::runtime;
+use host_tests::server::python_dflockd;
+
+fn lock(addr: std::net::SocketAddr, key: &str) -> dflockd_host::Builder<dflockd_host::Exclusive> {
+    runtime()
+        .lock(key)
+        .server(addr.ip().to_string(), addr.port())
+}
+
+#[test]
+fn a_guard_releases_when_dropped() {
+    let server = python_dflockd(&[]);
+    let holder = lock(server.addr, "guarded").build().unwrap();
+    let other = lock(server.addr, "guarded")
+        .acquire_timeout_s(0)
+        .build()
+        .unwrap();
+    {
+        let guard = holder.acquire().unwrap().expect("granted");
+        assert!(guard.is_held().unwrap());
+        assert!(guard.token().unwrap().is_some());
+        assert!(other.acquire().unwrap().is_none(), "held by the guard");
+    }
+    assert!(!holder.is_held().unwrap());
+    let guard = other
+        .acquire()
+        .unwrap()
+        .expect("free after the guard dropped");
+    assert_eq!(guard.release(), Ok(true));
+}
+
+#[test]
+fn nine_threads_are_granted_in_fifo_order() {
+    let server = python_dflockd(&[]);
+    let first = lock(server.addr, "fifo-host").build().unwrap();
+    let held = first.acquire().unwrap().expect("granted");
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut threads = Vec::new();
+    for n in 0..9 {
+        // Enqueued here, one by one, so the queue order is known.
+        let worker: Lock = lock(server.addr, "fifo-host")
+            .acquire_timeout_s(30)
+            .build()
+            .unwrap();
+        assert_eq!(worker.enqueue(), Ok(EnqueueStatus::Queued), "worker {n}");
+        let order = order.clone();
+        threads.push(thread::spawn(move || {
+            let guard = worker.wait(Some(30)).unwrap().expect("granted");
+            order.lock().unwrap().push(n);
+            drop(guard);
+        }));
+    }
+    drop(held);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), (0..9).collect::<Vec<_>>());
+}
+
+#[test]
+fn background_renewal_holds_a_lease_for_three_lease_lengths() {
+    let server = python_dflockd(&["--lease-sweep-interval", "1"]);
+    let holder = lock(server.addr, "bg").lease_ttl_s(2).build().unwrap();
+    let guard = holder.acquire().unwrap().expect("granted");
+    let waiter = lock(server.addr, "bg")
+        .acquire_timeout_s(6)
+        .build()
+        .unwrap();
+    assert!(
+        waiter.acquire().unwrap().is_none(),
+        "not granted during 6 s = 3 leases"
+    );
+    assert!(guard.is_held().unwrap());
+    assert_eq!(guard.release(), Ok(true));
+}
+
+#[test]
+fn a_killed_server_is_reported_within_one_renewal_interval() {
+    let mut server = python_dflockd(&[]);
+    let (lost_tx, lost) = mpsc::channel();
+    let lost_tx = Mutex::new(lost_tx);
+    let holder = lock(server.addr, "killed")
+        .lease_ttl_s(4)
+        .on_lost(move |l| lost_tx.lock().unwrap().send(l.clone()).unwrap())
+        .build()
+        .unwrap();
+    let guard = holder.acquire().unwrap().expect("granted");
+    server.kill();
+    // Renewal is due after 4 s × 0.5; allow that interval plus the lease end.
+    let report = lost
+        .recv_timeout(Duration::from_secs(4 + 2))
+        .expect("loss reported");
+    assert_eq!((report.key.as_str(), report.semaphore), ("killed", false));
+    assert!(
+        matches!(report.reason, Error::LockLost(_)),
+        "{:?}",
+        report.reason
+    );
+    assert!(!guard.is_held().unwrap());
+    assert!(matches!(guard.release(), Err(Error::LockLost(_))));
+}
+
+#[test]
+fn bad_input_is_a_typed_error_from_the_builder() {
+    let rt = runtime();
+    for key in ["", "two words", "new\nline"] {
+        assert!(
+            matches!(rt.lock(key).build(), Err(Error::InvalidArgument(_))),
+            "{key:?}"
+        );
+    }
+    assert!(matches!(
+        rt.semaphore("k", 0).build(),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        rt.lock("k").renew_ratio(1.5).build(),
+        Err(Error::InvalidArgument(_))
+    ));
+    let bad_shard = rt
+        .lock("k")
+        .servers([("127.0.0.1", 1), ("127.0.0.1", 2)])
+        .shard_with(|_, n| n);
+    assert!(matches!(bad_shard.build(), Err(Error::InvalidArgument(_))));
+    let pinned = rt
+        .lock("k")
+        .servers([("127.0.0.1", 1), ("127.0.0.1", 2)])
+        .shard_with(|_, _| 1)
+        .build();
+    assert_eq!(pinned.unwrap().server_index(), Ok(1));
+}
+
+#[test]
+fn the_compiled_component_is_cached_on_disk() {
+    let dir = std::env::temp_dir().join(format!("dflockd-cache-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cached = |dir: &std::path::Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    Runtime::builder().cache_dir(&dir).build().unwrap();
+    assert_eq!(cached(&dir), 1, "one artifact written");
+    let again = Runtime::builder().cache_dir(&dir).build().unwrap();
+    assert_eq!(cached(&dir), 1, "reused, not rewritten");
+    assert!(
+        again.lock("k").build().is_ok(),
+        "the deserialized component works"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

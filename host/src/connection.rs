@@ -1,0 +1,141 @@
+//! The low-level blocking API: one connection, one method per command.
+
+use std::net::ToSocketAddrs;
+
+use wasmtime::component::ResourceAny;
+
+use crate::error::flat;
+use crate::raw::{self, Enqueued, Grant, Instance, Stats};
+use crate::{Error, Runtime};
+
+/// One connection to one server; see the WIT `connection` resource.
+/// After a timeout, protocol or connection error it stays closed.
+pub struct Connection {
+    inst: Instance,
+    handle: Option<ResourceAny>,
+}
+
+impl Runtime {
+    /// Connects to `host:port` (authenticating when `auth_token` is set).
+    pub fn connect(
+        &self,
+        host: &str,
+        port: u16,
+        auth_token: Option<&str>,
+    ) -> Result<Connection, Error> {
+        let allowed: Vec<_> = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| Error::Connection(format!("resolving {host}: {e}")))?
+            .collect();
+        let mut inst = self.instance(&allowed)?;
+        let server = raw::Server {
+            host: host.into(),
+            port,
+        };
+        let opts = raw::ConnectOptions {
+            connect_timeout_ms: None,
+            auth_token: auth_token.map(Into::into),
+            tls: None,
+        };
+        let conns = inst.client.dflockd_client_connection().connection();
+        let handle = flat(conns.call_open(&mut inst.store, &server, &opts))?;
+        Ok(Connection {
+            inst,
+            handle: Some(handle),
+        })
+    }
+}
+
+/// Calls a method of the connection resource.
+macro_rules! call {
+    ($self:ident, $method:ident $(, $arg:expr)*) => {{
+        let handle = $self.handle.ok_or_else(|| Error::Runtime("the connection is gone".into()))?;
+        let conns = $self.inst.client.dflockd_client_connection().connection();
+        flat(conns.$method(&mut $self.inst.store, handle $(, $arg)*))
+    }};
+}
+
+impl Connection {
+    /// `ping`.
+    pub fn ping(&mut self) -> Result<(), Error> {
+        call!(self, call_ping)
+    }
+    /// `stats`: the server's tables.
+    pub fn stats(&mut self) -> Result<Stats, Error> {
+        call!(self, call_stats)
+    }
+    /// `l`: `None` when the server's timeout passed.
+    pub fn lock(
+        &mut self,
+        key: &str,
+        timeout_s: u64,
+        lease_ttl_s: Option<u64>,
+    ) -> Result<Option<Grant>, Error> {
+        call!(self, call_lock, key, timeout_s, lease_ttl_s)
+    }
+    /// `r`.
+    pub fn unlock(&mut self, key: &str, token: &str) -> Result<(), Error> {
+        call!(self, call_unlock, key, token)
+    }
+    /// `n`: the remaining seconds.
+    pub fn renew(
+        &mut self,
+        key: &str,
+        token: &str,
+        lease_ttl_s: Option<u64>,
+    ) -> Result<u64, Error> {
+        call!(self, call_renew, key, token, lease_ttl_s)
+    }
+    /// `e`.
+    pub fn enqueue(&mut self, key: &str, lease_ttl_s: Option<u64>) -> Result<Enqueued, Error> {
+        call!(self, call_enqueue, key, lease_ttl_s)
+    }
+    /// `w`.
+    pub fn wait(&mut self, key: &str, timeout_s: u64) -> Result<Option<Grant>, Error> {
+        call!(self, call_wait, key, timeout_s)
+    }
+    /// `sl`.
+    pub fn sem_acquire(
+        &mut self,
+        key: &str,
+        timeout_s: u64,
+        limit: u32,
+        lease_ttl_s: Option<u64>,
+    ) -> Result<Option<Grant>, Error> {
+        call!(self, call_sem_acquire, key, timeout_s, limit, lease_ttl_s)
+    }
+    /// `sr`.
+    pub fn sem_release(&mut self, key: &str, token: &str) -> Result<(), Error> {
+        call!(self, call_sem_release, key, token)
+    }
+    /// `sn`.
+    pub fn sem_renew(
+        &mut self,
+        key: &str,
+        token: &str,
+        lease_ttl_s: Option<u64>,
+    ) -> Result<u64, Error> {
+        call!(self, call_sem_renew, key, token, lease_ttl_s)
+    }
+    /// `se`.
+    pub fn sem_enqueue(
+        &mut self,
+        key: &str,
+        limit: u32,
+        lease_ttl_s: Option<u64>,
+    ) -> Result<Enqueued, Error> {
+        call!(self, call_sem_enqueue, key, limit, lease_ttl_s)
+    }
+    /// `sw`.
+    pub fn sem_wait(&mut self, key: &str, timeout_s: u64) -> Result<Option<Grant>, Error> {
+        call!(self, call_sem_wait, key, timeout_s)
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.resource_drop(&mut self.inst.store);
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Rust host bindings for the dflockd client component.
+//!
+//! The component (a WebAssembly component built from this repository's
+//! root crate) speaks the dflockd protocol; this crate embeds it in
+//! wasmtime, sandboxed so that it can reach only the configured servers,
+//! and gives it a Rust API in the manner of the Python client.
+//!
+//! # Quickstart
+//!
+//! ```no_run
+//! use dflockd_host::Runtime;
+//!
+//! # fn main() -> Result<(), dflockd_host::Error> {
+//! let runtime = Runtime::new()?; // compiles once, then loads from the cache
+//! let lock = runtime.lock("my-key").lease_ttl_s(20).build()?;
+//! if let Some(guard) = lock.acquire()? {
+//!     // critical section: the lease renews in the background
+//!     println!("fence {:?}", guard.fence()?);
+//! } // released here
+//! # Ok(()) }
+//! ```
+//!
+//! Each [`Lock`] / [`Semaphore`] owns one component instance and one
+//! connection, and a renewal thread that keeps a held lease alive and
+//! reports its loss ([`Builder::on_lost`], [`Holder::is_held`]).
+#![deny(unsafe_code)]
+#![deny(missing_docs)]
+
+mod connection;
+pub mod driver;
+mod error;
+mod lock;
+#[allow(missing_docs)]
+pub mod raw;
+mod runtime;
+
+pub use connection::Connection;
+pub use error::Error;
+pub use lock::{
+    Builder, Counting, EnqueueStatus, Exclusive, Guard, Holder, LeaseLost, Lock, Semaphore,
+};
+pub use raw::{Enqueued, Grant, Stats};
+pub use runtime::{default_component_path, Runtime, RuntimeBuilder};

@@ -1,0 +1,432 @@
+//! The blocking API: [`Lock`] and [`Semaphore`], their builder, and [`Guard`].
+//!
+//! Each object owns one component instance (so one connection): threads
+//! never wait on each other's blocking calls, and a holder can always
+//! release while others are queued. While a grant is held, a background
+//! thread renews it through the component's driver (see [`crate::driver`]).
+
+use std::marker::PhantomData;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use wasmtime::component::ResourceAny;
+
+use crate::error::flat;
+use crate::raw::{self, Instance};
+use crate::{driver, Error, Runtime};
+
+/// Marker: an exclusive lock.
+#[derive(Debug)]
+pub enum Exclusive {}
+/// Marker: a counting semaphore.
+#[derive(Debug)]
+pub enum Counting {}
+
+/// An exclusive FIFO lock on one key.
+pub type Lock = Holder<Exclusive>;
+/// A counting semaphore: up to `limit` holders of one key.
+pub type Semaphore = Holder<Counting>;
+
+/// A lease this object lost, as reported to [`Builder::on_lost`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaseLost {
+    /// The key.
+    pub key: String,
+    /// Whether it was a semaphore slot.
+    pub semaphore: bool,
+    /// The fence of the lost grant.
+    pub fence: u64,
+    /// Why it was lost.
+    pub reason: Error,
+}
+
+impl From<raw::LeaseLost> for LeaseLost {
+    fn from(l: raw::LeaseLost) -> Self {
+        LeaseLost {
+            key: l.key,
+            semaphore: l.semaphore,
+            fence: l.fence,
+            reason: l.reason.into(),
+        }
+    }
+}
+
+/// What a two-phase [`Holder::enqueue`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnqueueStatus {
+    /// The key was free: held now; [`Holder::wait`] returns at once.
+    Acquired,
+    /// Queued: call [`Holder::wait`].
+    Queued,
+}
+
+type LostCallback = Arc<dyn Fn(&LeaseLost) + Send + Sync>;
+type ShardFn = Arc<dyn Fn(&str, usize) -> usize + Send + Sync>;
+
+/// Options for a [`Lock`] or [`Semaphore`]; every unset option keeps the
+/// component's documented default.
+pub struct Builder<K> {
+    runtime: Runtime,
+    key: String,
+    limit: Option<u32>,
+    servers: Vec<(String, u16)>,
+    opts: raw::Options,
+    shard: Option<ShardFn>,
+    on_lost: Option<LostCallback>,
+    kind: PhantomData<K>,
+}
+
+impl Runtime {
+    /// A lock on `key`; configure it, then [`Builder::build`].
+    pub fn lock(&self, key: impl Into<String>) -> Builder<Exclusive> {
+        Builder::new(self.clone(), key.into(), None)
+    }
+
+    /// A semaphore of `limit` holders on `key`.
+    pub fn semaphore(&self, key: impl Into<String>, limit: u32) -> Builder<Counting> {
+        Builder::new(self.clone(), key.into(), Some(limit))
+    }
+}
+
+impl<K> Builder<K> {
+    fn new(runtime: Runtime, key: String, limit: Option<u32>) -> Self {
+        let connect = raw::ConnectOptions {
+            connect_timeout_ms: None,
+            auth_token: None,
+            tls: None,
+        };
+        let opts = raw::Options {
+            servers: Vec::new(),
+            connect,
+            acquire_timeout_s: None,
+            lease_ttl_s: None,
+            renew_ratio: None,
+            server_index: None,
+        };
+        Builder {
+            runtime,
+            key,
+            limit,
+            servers: Vec::new(),
+            opts,
+            shard: None,
+            on_lost: None,
+            kind: PhantomData,
+        }
+    }
+
+    /// The servers (default: `127.0.0.1:6388`). The key routes to one of
+    /// them by CRC-32, as in the Go, Python and TypeScript clients.
+    pub fn servers<H: Into<String>>(mut self, servers: impl IntoIterator<Item = (H, u16)>) -> Self {
+        self.servers = servers.into_iter().map(|(h, p)| (h.into(), p)).collect();
+        self
+    }
+
+    /// One server.
+    pub fn server(self, host: impl Into<String>, port: u16) -> Self {
+        self.servers([(host.into(), port)])
+    }
+
+    /// Seconds the server may keep `acquire` waiting (default 10; 0 = try-lock).
+    pub fn acquire_timeout_s(mut self, seconds: u64) -> Self {
+        self.opts.acquire_timeout_s = Some(seconds);
+        self
+    }
+
+    /// Lease per grant in seconds (default: the server's).
+    pub fn lease_ttl_s(mut self, seconds: u64) -> Self {
+        self.opts.lease_ttl_s = Some(seconds);
+        self
+    }
+
+    /// Renew after this fraction of the lease, in (0, 1) (default 0.5).
+    pub fn renew_ratio(mut self, ratio: f64) -> Self {
+        self.opts.renew_ratio = Some(ratio);
+        self
+    }
+
+    /// Connect timeout in milliseconds (default 10 000).
+    pub fn connect_timeout_ms(mut self, ms: u64) -> Self {
+        self.opts.connect.connect_timeout_ms = Some(ms);
+        self
+    }
+
+    /// Shared secret for servers started with `--auth-token`.
+    pub fn auth_token(mut self, token: impl Into<String>) -> Self {
+        self.opts.connect.auth_token = Some(token.into());
+        self
+    }
+
+    /// Custom sharding: `f(key, server_count)` picks the server index.
+    pub fn shard_with(mut self, f: impl Fn(&str, usize) -> usize + Send + Sync + 'static) -> Self {
+        self.shard = Some(Arc::new(f));
+        self
+    }
+
+    /// Called (from the renewal thread) when a held lease is lost.
+    pub fn on_lost(mut self, f: impl Fn(&LeaseLost) + Send + Sync + 'static) -> Self {
+        self.on_lost = Some(Arc::new(f));
+        self
+    }
+
+    /// Validates everything (in the component), then starts the renewal thread.
+    /// Connects lazily, on the first `acquire` or `enqueue`.
+    pub fn build(mut self) -> Result<Holder<K>, Error> {
+        if self.servers.is_empty() {
+            self.servers.push(("127.0.0.1".into(), 6388));
+        }
+        if let Some(shard) = &self.shard {
+            let index = shard(&self.key, self.servers.len());
+            self.opts.server_index = Some(u32::try_from(index).unwrap_or(u32::MAX));
+        }
+        self.opts.servers = self
+            .servers
+            .iter()
+            .map(|(host, port)| raw::Server {
+                host: host.clone(),
+                port: *port,
+            })
+            .collect();
+        let mut inst = self.runtime.instance(&allowed_addresses(&self.servers)?)?;
+        let locks = inst.client.dflockd_client_locks();
+        let handle = match self.limit {
+            None => flat(
+                locks
+                    .lock()
+                    .call_open(&mut inst.store, &self.key, &self.opts),
+            )?,
+            Some(limit) => flat(locks.semaphore().call_open(
+                &mut inst.store,
+                &self.key,
+                limit,
+                &self.opts,
+            ))?,
+        };
+        let core = Core {
+            inst,
+            handle: Some(handle),
+            semaphore: self.limit.is_some(),
+            stopping: false,
+        };
+        let shared = Arc::new(Shared {
+            core: Mutex::new(core),
+            changed: Condvar::new(),
+            on_lost: self.on_lost,
+        });
+        let driver = driver::spawn(shared.clone(), &self.key)?;
+        Ok(Holder {
+            shared,
+            driver: Some(driver),
+            key: self.key,
+            limit: self.limit,
+            kind: PhantomData,
+        })
+    }
+}
+
+/// Every address the servers resolve to: the only ones the sandbox lets the
+/// component reach.
+fn allowed_addresses(servers: &[(String, u16)]) -> Result<Vec<SocketAddr>, Error> {
+    let mut all = Vec::new();
+    for (host, port) in servers {
+        let addrs = (host.as_str(), *port)
+            .to_socket_addrs()
+            .map_err(|e| Error::Connection(format!("resolving {host}: {e}")))?;
+        all.extend(addrs);
+    }
+    Ok(all)
+}
+
+/// The instance and the resource in it; behind the mutex in [`Shared`].
+pub(crate) struct Core {
+    pub(crate) inst: Instance,
+    handle: Option<ResourceAny>,
+    semaphore: bool,
+    /// Set when the owner is dropped: the renewal thread exits.
+    pub(crate) stopping: bool,
+}
+
+/// Calls a method of the `lock` or `semaphore` resource, whichever this is.
+macro_rules! call {
+    ($core:expr, $method:ident $(, $arg:expr)*) => {{
+        let core: &mut Core = &mut *$core;
+        let locks = core.inst.client.dflockd_client_locks();
+        match core.handle {
+            None => Err(wasmtime::Error::msg("the resource is gone")),
+            Some(handle) if core.semaphore => locks.semaphore().$method(&mut core.inst.store, handle $(, $arg)*),
+            Some(handle) => locks.lock().$method(&mut core.inst.store, handle $(, $arg)*),
+        }
+    }};
+}
+
+impl Drop for Core {
+    /// Dropping the resource releases a held grant (inside the component)
+    /// before the store and its sockets go.
+    fn drop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            if let Err(e) = handle.resource_drop(&mut self.inst.store) {
+                tracing::warn!(error = %e, "dropping the lock resource failed");
+            }
+        }
+    }
+}
+
+/// State shared with the renewal thread.
+pub(crate) struct Shared {
+    pub(crate) core: Mutex<Core>,
+    /// Signalled when a call may have changed what the driver must do.
+    pub(crate) changed: Condvar,
+    pub(crate) on_lost: Option<LostCallback>,
+}
+
+impl Shared {
+    pub(crate) fn core(&self) -> MutexGuard<'_, Core> {
+        // A panic while holding the lock cannot leave the component's state
+        // half-changed (every call is atomic from the host's view): go on.
+        self.core
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A lock or semaphore: see [`Lock`] and [`Semaphore`].
+pub struct Holder<K> {
+    shared: Arc<Shared>,
+    driver: Option<JoinHandle<()>>,
+    key: String,
+    limit: Option<u32>,
+    kind: PhantomData<K>,
+}
+
+/// A held grant; releases it when dropped.
+#[must_use = "dropping the guard releases the lock at once"]
+pub struct Guard<'a, K> {
+    holder: &'a Holder<K>,
+}
+
+impl<K> Holder<K> {
+    fn changed<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        self.shared.changed.notify_all();
+        result
+    }
+
+    /// Blocks until granted (`Some(guard)`) or until the server's acquire
+    /// timeout (`None`).
+    pub fn acquire(&self) -> Result<Option<Guard<'_, K>>, Error> {
+        let granted = self.changed(flat(call!(self.shared.core(), call_acquire)))?;
+        self.trace_grant(granted, "acquire");
+        Ok(granted.then_some(Guard { holder: self }))
+    }
+
+    /// Joins the queue without blocking.
+    pub fn enqueue(&self) -> Result<EnqueueStatus, Error> {
+        let status = self.changed(flat(call!(self.shared.core(), call_enqueue)))?;
+        Ok(match status {
+            raw::EnqueueStatus::Acquired => {
+                self.trace_grant(true, "enqueue");
+                EnqueueStatus::Acquired
+            }
+            raw::EnqueueStatus::Queued => EnqueueStatus::Queued,
+        })
+    }
+
+    /// After [`enqueue`](Self::enqueue): blocks until granted or `timeout_s`
+    /// (default: the acquire timeout) passes.
+    pub fn wait(&self, timeout_s: Option<u64>) -> Result<Option<Guard<'_, K>>, Error> {
+        let granted = self.changed(flat(call!(self.shared.core(), call_wait, timeout_s)))?;
+        self.trace_grant(granted, "wait");
+        Ok(granted.then_some(Guard { holder: self }))
+    }
+
+    /// Releases: `true` when the server confirmed, `false` if nothing was held.
+    pub fn release(&self) -> Result<bool, Error> {
+        let released = self.changed(flat(call!(self.shared.core(), call_release)));
+        tracing::debug!(key = %self.key, ?released, "release");
+        released
+    }
+
+    /// Renews now (normally automatic); returns the remaining seconds.
+    pub fn renew(&self) -> Result<u64, Error> {
+        self.changed(flat(call!(self.shared.core(), call_renew)))
+    }
+
+    /// Drops the connection without a release.
+    pub fn close(&self) -> Result<(), Error> {
+        self.changed(Ok(call!(self.shared.core(), call_close)?))
+    }
+
+    /// Whether a grant is held and its lease was not lost.
+    pub fn is_held(&self) -> Result<bool, Error> {
+        Ok(call!(self.shared.core(), call_is_held)?)
+    }
+
+    /// The current grant's token (a secret: don't log it).
+    pub fn token(&self) -> Result<Option<String>, Error> {
+        Ok(call!(self.shared.core(), call_token)?)
+    }
+
+    /// The current grant's fence.
+    pub fn fence(&self) -> Result<Option<u64>, Error> {
+        Ok(call!(self.shared.core(), call_fence)?)
+    }
+
+    /// The current grant's lease in seconds.
+    pub fn lease_s(&self) -> Result<Option<u64>, Error> {
+        Ok(call!(self.shared.core(), call_lease_s)?)
+    }
+
+    /// The index of the server the key routes to.
+    pub fn server_index(&self) -> Result<u32, Error> {
+        Ok(call!(self.shared.core(), call_server_index)?)
+    }
+
+    /// The key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn trace_grant(&self, granted: bool, how: &str) {
+        if granted {
+            let fence = self.fence().ok().flatten();
+            tracing::debug!(key = %self.key, how, fence, "granted");
+        }
+    }
+}
+
+impl Holder<Counting> {
+    /// The semaphore's limit.
+    pub fn limit(&self) -> u32 {
+        self.limit.unwrap_or(0)
+    }
+}
+
+impl<K> Drop for Holder<K> {
+    fn drop(&mut self) {
+        driver::stop(&self.shared, self.driver.take());
+    }
+}
+
+impl<K> Guard<'_, K> {
+    /// Releases now, reporting the outcome (dropping releases too, silently).
+    pub fn release(self) -> Result<bool, Error> {
+        let holder = self.holder;
+        std::mem::forget(self);
+        holder.release()
+    }
+}
+
+impl<K> std::ops::Deref for Guard<'_, K> {
+    type Target = Holder<K>;
+    fn deref(&self) -> &Holder<K> {
+        self.holder
+    }
+}
+
+impl<K> Drop for Guard<'_, K> {
+    fn drop(&mut self) {
+        if let Err(e) = self.holder.release() {
+            tracing::warn!(key = %self.holder.key, error = %e, "release on guard drop failed");
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! Loading the component once (with an on-disk cache of the compiled
+//! artifact) and making sandboxed instances of it.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::sockets::SocketAddrUse;
+use wasmtime_wasi::{HostMonotonicClock, WasiCtx};
+
+use crate::raw::{ClientPre, Instance, State};
+use crate::Error;
+
+/// The origin of every instance's `wasi:clocks/monotonic-clock`, so that
+/// the component's deadlines convert to host `Instant`s.
+pub(crate) static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+struct EpochClock;
+
+impl HostMonotonicClock for EpochClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+    fn now(&self) -> u64 {
+        u64::try_from(EPOCH.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+}
+
+/// The component, compiled and ready to instantiate. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Loaded>,
+}
+
+struct Loaded {
+    engine: Engine,
+    pre: ClientPre<State>,
+}
+
+/// Where a [`Runtime`] finds the component and keeps compiled artifacts.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeBuilder {
+    component: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+    no_cache: bool,
+}
+
+impl RuntimeBuilder {
+    /// The component file. Default: `$DFLOCKD_COMPONENT`, else the
+    /// workspace's release build of the guest.
+    pub fn component(mut self, path: impl Into<PathBuf>) -> Self {
+        self.component = Some(path.into());
+        self
+    }
+
+    /// Where compiled artifacts are cached. Default: `$DFLOCKD_CACHE_DIR`,
+    /// else `$XDG_CACHE_HOME/dflockd-component`, else `~/.cache/dflockd-component`.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Compile every time; never read or write the cache.
+    pub fn no_cache(mut self) -> Self {
+        self.no_cache = true;
+        self
+    }
+
+    /// Loads (from the cache when it holds this exact component) and links.
+    pub fn build(self) -> Result<Runtime, Error> {
+        let path = self.component.unwrap_or_else(default_component_path);
+        let bytes = std::fs::read(&path).map_err(|e| {
+            Error::Runtime(format!("reading the component {}: {e}", path.display()))
+        })?;
+        let engine = Engine::new(&Config::new())?;
+        let cache = (!self.no_cache).then(|| self.cache_dir.unwrap_or_else(default_cache_dir));
+        let component = load(&engine, &bytes, cache.as_deref())?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        let pre = ClientPre::new(linker.instantiate_pre(&component)?)?;
+        Ok(Runtime {
+            inner: Arc::new(Loaded { engine, pre }),
+        })
+    }
+}
+
+impl Runtime {
+    /// The default runtime (see [`RuntimeBuilder`]).
+    pub fn new() -> Result<Self, Error> {
+        Self::builder().build()
+    }
+
+    /// Configure where the component and the cache are.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    /// A new instance whose only network reach is TCP to `allowed`: no
+    /// files, no environment, no other address.
+    pub fn instance(&self, allowed: &[SocketAddr]) -> Result<Instance, Error> {
+        let allowed: Arc<[SocketAddr]> = allowed.into();
+        let mut wasi = WasiCtx::builder();
+        wasi.monotonic_clock(EpochClock)
+            .allow_tcp(true)
+            .allow_ip_name_lookup(true)
+            .socket_addr_check(move |addr, use_| {
+                let ok = match use_ {
+                    SocketAddrUse::TcpConnect => allowed.contains(&addr),
+                    // wasi:sockets binds to the unspecified address before a connect.
+                    SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
+                    _ => false,
+                };
+                if !ok {
+                    tracing::warn!(%addr, ?use_, "sandbox refused a socket address");
+                }
+                Box::pin(async move { ok })
+            });
+        let state = State {
+            ctx: wasi.build(),
+            table: ResourceTable::new(),
+        };
+        let mut store = Store::new(&self.inner.engine, state);
+        let client = self.inner.pre.instantiate(&mut store)?;
+        Ok(Instance { store, client })
+    }
+
+    /// The names the component imports and exports.
+    pub fn component_names(&self) -> (Vec<String>, Vec<String>) {
+        let component = self.inner.pre.instance_pre().component();
+        let ty = component.component_type();
+        let engine = &self.inner.engine;
+        let imports = ty
+            .imports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let exports = ty
+            .exports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        (imports, exports)
+    }
+}
+
+/// `$DFLOCKD_COMPONENT`, else the release build in this workspace.
+pub fn default_component_path() -> PathBuf {
+    std::env::var_os("DFLOCKD_COMPONENT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../target/wasm32-wasip2/release/dflockd_component.wasm")
+        })
+}
+
+fn default_cache_dir() -> PathBuf {
+    let env = |name| std::env::var_os(name).map(PathBuf::from);
+    env("DFLOCKD_CACHE_DIR")
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("dflockd-component")))
+        .or_else(|| env("HOME").map(|d| d.join(".cache/dflockd-component")))
+        .unwrap_or_else(|| std::env::temp_dir().join("dflockd-component"))
+}
+
+/// Compiles `bytes`, or deserializes the artifact cached for exactly these
+/// bytes and this engine. A cache that cannot be read or written only costs
+/// a compile.
+fn load(engine: &Engine, bytes: &[u8], cache: Option<&Path>) -> Result<Component, Error> {
+    let Some(dir) = cache else {
+        return Ok(Component::new(engine, bytes)?);
+    };
+    let mut compat = DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut compat);
+    let digest = Sha256::digest(bytes);
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    let file = dir.join(format!("{hex}-{:016x}.cwasm", compat.finish()));
+    if file.exists() {
+        // SAFETY: the file was written by `Component::serialize` below, for
+        // exactly these component bytes (by SHA-256) and this engine's
+        // compilation settings (by its compatibility hash); wasmtime checks
+        // the header again and fails cleanly on a mismatch.
+        #[allow(unsafe_code)]
+        match unsafe { Component::deserialize_file(engine, &file) } {
+            Ok(component) => return Ok(component),
+            Err(e) => {
+                tracing::warn!(file = %file.display(), error = %e, "stale component cache; recompiling")
+            }
+        }
+    }
+    let component = Component::new(engine, bytes)?;
+    let written = component
+        .serialize()
+        .map_err(Error::from)
+        .and_then(|artifact| {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Runtime(e.to_string()))?;
+            let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&tmp, artifact)
+                .and_then(|()| std::fs::rename(&tmp, &file))
+                .map_err(|e| Error::Runtime(e.to_string()))
+        });
+    if let Err(e) = written {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not cache the compiled component");
+    }
+    Ok(component)
+}
