@@ -141,13 +141,25 @@ fn build() -> Result<PathBuf, String> {
 }
 
 fn demo() -> Step {
-    run(cargo().args(["run", "--quiet", "-p", "host-tests", "--bin", "demo"]))
+    run(cargo().args(["build", "--quiet", "-p", "dflockd-examples", "--bins"]))?;
+    let examples = root().join("target/debug");
+    run(cargo()
+        .args(["run", "--quiet", "-p", "host-tests", "--bin", "demo"])
+        .env("DFLOCKD_EXAMPLES_DIR", examples))
 }
 
 fn test() -> Step {
     run(cargo().args(["test", "-p", "dflockd-component"]))?;
     build()?;
-    run(cargo().args(["test", "-p", "dflockd-host", "-p", "host-tests"]))
+    run(cargo().args([
+        "test",
+        "-p",
+        "dflockd-host",
+        "-p",
+        "host-tests",
+        "-p",
+        "dflockd-examples",
+    ]))
 }
 
 fn lint() -> Step {

@@ -1,0 +1,34 @@
+//! Hold a lock with auto-renewal: the lease renews in the background for as
+//! long as the guard lives; the lock is released when it drops.
+
+#[path = "support.rs"]
+mod support;
+
+fn main() -> Result<(), dflockd_host::Error> {
+    let rt = support::runtime();
+    let lease: u64 = std::env::var("HOLD_LEASE_S")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let lock = support::lock(&rt, "foo")
+        .acquire_timeout_s(10)
+        .lease_ttl_s(lease)
+        .build()?;
+    let Some(guard) = lock.acquire()? else {
+        println!("not acquired within 10 s");
+        return Ok(());
+    };
+    println!(
+        "acquired key={} token={} lease={:?}",
+        guard.key(),
+        support::short(guard.token()?),
+        guard.lease_s()?
+    );
+    support::sleep_s(45.0); // the lease renews automatically
+    println!(
+        "after holding 45 s (scaled) with a {lease} s lease: still held = {}",
+        guard.is_held()?
+    );
+    println!("released = {}", guard.release()?);
+    Ok(())
+}
