@@ -65,29 +65,37 @@ pub enum Error {
     Runtime(String),
 }
 
-impl From<raw::Error> for Error {
-    fn from(e: raw::Error) -> Self {
-        use raw::Error as W;
-        match e {
-            W::Timeout => Error::Timeout,
-            W::Auth => Error::Auth,
-            W::MaxLocks => Error::MaxLocks,
-            W::MaxWaiters => Error::MaxWaiters,
-            W::LimitMismatch => Error::LimitMismatch,
-            W::NotEnqueued => Error::NotEnqueued,
-            W::AlreadyEnqueued => Error::AlreadyEnqueued,
-            W::LeaseExpired => Error::LeaseExpired,
-            W::Draining => Error::Draining,
-            W::NotLeader(s) => Error::NotLeader(s),
-            W::LockLost(s) => Error::LockLost(s),
-            W::Server(s) => Error::Server(s),
-            W::Protocol(s) => Error::Protocol(s),
-            W::Connection(s) => Error::Connection(s),
-            W::Tls(s) => Error::Tls(s),
-            W::InvalidArgument(s) => Error::InvalidArgument(s),
+/// The WIT error of both binding flavours maps case by case.
+macro_rules! from_wit_error {
+    ($wit:path) => {
+        impl From<$wit> for Error {
+            fn from(e: $wit) -> Self {
+                use $wit as W;
+                match e {
+                    W::Timeout => Error::Timeout,
+                    W::Auth => Error::Auth,
+                    W::MaxLocks => Error::MaxLocks,
+                    W::MaxWaiters => Error::MaxWaiters,
+                    W::LimitMismatch => Error::LimitMismatch,
+                    W::NotEnqueued => Error::NotEnqueued,
+                    W::AlreadyEnqueued => Error::AlreadyEnqueued,
+                    W::LeaseExpired => Error::LeaseExpired,
+                    W::Draining => Error::Draining,
+                    W::NotLeader(s) => Error::NotLeader(s),
+                    W::LockLost(s) => Error::LockLost(s),
+                    W::Server(s) => Error::Server(s),
+                    W::Protocol(s) => Error::Protocol(s),
+                    W::Connection(s) => Error::Connection(s),
+                    W::Tls(s) => Error::Tls(s),
+                    W::InvalidArgument(s) => Error::InvalidArgument(s),
+                }
+            }
         }
-    }
+    };
 }
+
+from_wit_error!(raw::Error);
+from_wit_error!(crate::raw_async::Error);
 
 impl From<wasmtime::Error> for Error {
     fn from(e: wasmtime::Error) -> Self {
@@ -96,6 +104,6 @@ impl From<wasmtime::Error> for Error {
 }
 
 /// Flattens a call's two layers: the trap layer and the WIT result.
-pub(crate) fn flat<T>(r: wasmtime::Result<Result<T, raw::Error>>) -> Result<T, Error> {
-    Ok(r??)
+pub(crate) fn flat<T, E: Into<Error>>(r: wasmtime::Result<Result<T, E>>) -> Result<T, Error> {
+    r?.map_err(Into::into)
 }

@@ -26,12 +26,15 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod asynchronous;
 mod connection;
 pub mod driver;
 mod error;
 mod lock;
 #[allow(missing_docs)]
 pub mod raw;
+#[allow(missing_docs)]
+pub mod raw_async;
 mod runtime;
 
 pub use connection::Connection;
@@ -40,4 +43,4 @@ pub use lock::{
     Builder, Counting, EnqueueStatus, Exclusive, Guard, Holder, LeaseLost, Lock, Semaphore,
 };
 pub use raw::{Enqueued, Grant, Stats};
-pub use runtime::{default_component_path, Runtime, RuntimeBuilder};
+pub use runtime::{default_component_path, AsyncInstance, Runtime, RuntimeBuilder};

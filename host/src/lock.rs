@@ -61,7 +61,7 @@ pub enum EnqueueStatus {
     Queued,
 }
 
-type LostCallback = Arc<dyn Fn(&LeaseLost) + Send + Sync>;
+pub(crate) type LostCallback = Arc<dyn Fn(&LeaseLost) + Send + Sync>;
 type ShardFn = Arc<dyn Fn(&str, usize) -> usize + Send + Sync>;
 
 /// Options for a [`Lock`] or [`Semaphore`]; every unset option keeps the
@@ -172,7 +172,46 @@ impl<K> Builder<K> {
 
     /// Validates everything (in the component), then starts the renewal thread.
     /// Connects lazily, on the first `acquire` or `enqueue`.
-    pub fn build(mut self) -> Result<Holder<K>, Error> {
+    pub fn build(self) -> Result<Holder<K>, Error> {
+        let (runtime, recipe, on_lost) = self.into_parts()?;
+        let mut inst = runtime.instance(&allowed_addresses(&recipe.servers)?)?;
+        let locks = inst.client.dflockd_client_locks();
+        let handle = match recipe.limit {
+            None => flat(
+                locks
+                    .lock()
+                    .call_open(&mut inst.store, &recipe.key, &recipe.opts),
+            )?,
+            Some(limit) => flat(locks.semaphore().call_open(
+                &mut inst.store,
+                &recipe.key,
+                limit,
+                &recipe.opts,
+            ))?,
+        };
+        let core = Core {
+            inst,
+            handle: Some(handle),
+            semaphore: recipe.limit.is_some(),
+            stopping: false,
+        };
+        let shared = Arc::new(Shared {
+            core: Mutex::new(core),
+            changed: Condvar::new(),
+            on_lost,
+        });
+        let driver = driver::spawn(shared.clone(), &recipe.key)?;
+        Ok(Holder {
+            shared,
+            driver: Some(driver),
+            key: recipe.key,
+            limit: recipe.limit,
+            kind: PhantomData,
+        })
+    }
+
+    /// Applies the server default and the custom shard choice.
+    pub(crate) fn into_parts(mut self) -> Result<(Runtime, Recipe, Option<LostCallback>), Error> {
         if self.servers.is_empty() {
             self.servers.push(("127.0.0.1".into(), 6388));
         }
@@ -188,46 +227,27 @@ impl<K> Builder<K> {
                 port: *port,
             })
             .collect();
-        let mut inst = self.runtime.instance(&allowed_addresses(&self.servers)?)?;
-        let locks = inst.client.dflockd_client_locks();
-        let handle = match self.limit {
-            None => flat(
-                locks
-                    .lock()
-                    .call_open(&mut inst.store, &self.key, &self.opts),
-            )?,
-            Some(limit) => flat(locks.semaphore().call_open(
-                &mut inst.store,
-                &self.key,
-                limit,
-                &self.opts,
-            ))?,
-        };
-        let core = Core {
-            inst,
-            handle: Some(handle),
-            semaphore: self.limit.is_some(),
-            stopping: false,
-        };
-        let shared = Arc::new(Shared {
-            core: Mutex::new(core),
-            changed: Condvar::new(),
-            on_lost: self.on_lost,
-        });
-        let driver = driver::spawn(shared.clone(), &self.key)?;
-        Ok(Holder {
-            shared,
-            driver: Some(driver),
+        let recipe = Recipe {
             key: self.key,
             limit: self.limit,
-            kind: PhantomData,
-        })
+            servers: self.servers,
+            opts: self.opts,
+        };
+        Ok((self.runtime, recipe, self.on_lost))
     }
+}
+
+/// Everything needed to open the resource (again).
+pub(crate) struct Recipe {
+    pub(crate) key: String,
+    pub(crate) limit: Option<u32>,
+    pub(crate) servers: Vec<(String, u16)>,
+    pub(crate) opts: raw::Options,
 }
 
 /// Every address the servers resolve to: the only ones the sandbox lets the
 /// component reach.
-fn allowed_addresses(servers: &[(String, u16)]) -> Result<Vec<SocketAddr>, Error> {
+pub(crate) fn allowed_addresses(servers: &[(String, u16)]) -> Result<Vec<SocketAddr>, Error> {
     let mut all = Vec::new();
     for (host, port) in servers {
         let addrs = (host.as_str(), *port)
@@ -316,7 +336,7 @@ impl<K> Holder<K> {
     pub fn acquire(&self) -> Result<Option<Guard<'_, K>>, Error> {
         let granted = self.changed(flat(call!(self.shared.core(), call_acquire)))?;
         self.trace_grant(granted, "acquire");
-        Ok(granted.then_some(Guard { holder: self }))
+        Ok(granted.then(|| Guard { holder: self }))
     }
 
     /// Joins the queue without blocking.
@@ -336,7 +356,7 @@ impl<K> Holder<K> {
     pub fn wait(&self, timeout_s: Option<u64>) -> Result<Option<Guard<'_, K>>, Error> {
         let granted = self.changed(flat(call!(self.shared.core(), call_wait, timeout_s)))?;
         self.trace_grant(granted, "wait");
-        Ok(granted.then_some(Guard { holder: self }))
+        Ok(granted.then(|| Guard { holder: self }))
     }
 
     /// Releases: `true` when the server confirmed, `false` if nothing was held.

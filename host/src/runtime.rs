@@ -15,6 +15,14 @@ use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{HostMonotonicClock, WasiCtx};
 
 use crate::raw::{ClientPre, Instance, State};
+
+/// One instance for async calls (see [`crate::asynchronous`]).
+pub struct AsyncInstance {
+    /// The store.
+    pub store: Store<State>,
+    /// The component's exports, async.
+    pub client: crate::raw_async::Client,
+}
 use crate::Error;
 
 /// The origin of every instance's `wasi:clocks/monotonic-clock`, so that
@@ -41,6 +49,7 @@ pub struct Runtime {
 struct Loaded {
     engine: Engine,
     pre: ClientPre<State>,
+    pre_async: crate::raw_async::ClientPre<State>,
 }
 
 /// Where a [`Runtime`] finds the component and keeps compiled artifacts.
@@ -84,8 +93,15 @@ impl RuntimeBuilder {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         let pre = ClientPre::new(linker.instantiate_pre(&component)?)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        let pre_async = crate::raw_async::ClientPre::new(linker.instantiate_pre(&component)?)?;
         Ok(Runtime {
-            inner: Arc::new(Loaded { engine, pre }),
+            inner: Arc::new(Loaded {
+                engine,
+                pre,
+                pre_async,
+            }),
         })
     }
 }
@@ -104,6 +120,19 @@ impl Runtime {
     /// A new instance whose only network reach is TCP to `allowed`: no
     /// files, no environment, no other address.
     pub fn instance(&self, allowed: &[SocketAddr]) -> Result<Instance, Error> {
+        let mut store = self.sandboxed_store(allowed);
+        let client = self.inner.pre.instantiate(&mut store)?;
+        Ok(Instance { store, client })
+    }
+
+    /// The same sandboxed instance, for async calls.
+    pub async fn instance_async(&self, allowed: &[SocketAddr]) -> Result<AsyncInstance, Error> {
+        let mut store = self.sandboxed_store(allowed);
+        let client = self.inner.pre_async.instantiate_async(&mut store).await?;
+        Ok(AsyncInstance { store, client })
+    }
+
+    fn sandboxed_store(&self, allowed: &[SocketAddr]) -> Store<State> {
         let allowed: Arc<[SocketAddr]> = allowed.into();
         let mut wasi = WasiCtx::builder();
         wasi.monotonic_clock(EpochClock)
@@ -125,9 +154,7 @@ impl Runtime {
             ctx: wasi.build(),
             table: ResourceTable::new(),
         };
-        let mut store = Store::new(&self.inner.engine, state);
-        let client = self.inner.pre.instantiate(&mut store)?;
-        Ok(Instance { store, client })
+        Store::new(&self.inner.engine, state)
     }
 
     /// The names the component imports and exports.

@@ -1,0 +1,129 @@
+//! The async (tokio) API of `dflockd-host` against a real dflockd process:
+//! the Python dflockd 0.5.0 (see `host_tests::server`).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dflockd_host::asynchronous::AsyncLock;
+use dflockd_host::{EnqueueStatus, Exclusive};
+use host_tests::runtime;
+use host_tests::server::python_dflockd;
+
+fn lock(addr: std::net::SocketAddr, key: &str) -> dflockd_host::Builder<Exclusive> {
+    runtime()
+        .lock(key)
+        .server(addr.ip().to_string(), addr.port())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nine_tasks_are_granted_in_fifo_order() {
+    let server = python_dflockd(&[]);
+    let first = lock(server.addr, "fifo-async").build_async().await.unwrap();
+    let held = first.acquire().await.unwrap().expect("granted");
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for n in 0..9 {
+        let worker: AsyncLock = lock(server.addr, "fifo-async")
+            .acquire_timeout_s(30)
+            .build_async()
+            .await
+            .unwrap();
+        assert_eq!(
+            worker.enqueue().await,
+            Ok(EnqueueStatus::Queued),
+            "worker {n}"
+        );
+        let order = order.clone();
+        tasks.push(tokio::spawn(async move {
+            let guard = worker.wait(Some(30)).await.unwrap().expect("granted");
+            order.lock().unwrap().push(n);
+            assert_eq!(guard.release().await, Ok(true));
+        }));
+    }
+    assert_eq!(held.release().await, Ok(true));
+    for task in tasks {
+        task.await.unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), (0..9).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_wait_leaves_the_key_free_for_the_next_waiter() {
+    let server = python_dflockd(&[]);
+    let holder = lock(server.addr, "cancel").build_async().await.unwrap();
+    let held = holder.acquire().await.unwrap().expect("granted");
+    let cancelled = lock(server.addr, "cancel").build_async().await.unwrap();
+    assert_eq!(cancelled.enqueue().await, Ok(EnqueueStatus::Queued));
+    // The wait is cancelled while the server has it queued first in line.
+    let gave_up = tokio::time::timeout(Duration::from_millis(300), cancelled.wait(Some(30))).await;
+    assert!(gave_up.is_err(), "the wait was still pending");
+    let next = lock(server.addr, "cancel").build_async().await.unwrap();
+    assert_eq!(next.enqueue().await, Ok(EnqueueStatus::Queued));
+    assert_eq!(held.release().await, Ok(true));
+    // Had the cancelled waiter stayed queued, it would hold the key now and
+    // this wait would time out.
+    let guard = next
+        .wait(Some(5))
+        .await
+        .unwrap()
+        .expect("the next waiter is granted");
+    assert!(
+        !cancelled.is_held().await.unwrap(),
+        "the cancelled one holds nothing (fresh instance)"
+    );
+    assert_eq!(guard.release().await, Ok(true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_acquire_leaves_nothing_held() {
+    let server = python_dflockd(&[]);
+    let holder = lock(server.addr, "cancel-acq").build_async().await.unwrap();
+    let held = holder.acquire().await.unwrap().expect("granted");
+    let impatient = lock(server.addr, "cancel-acq")
+        .acquire_timeout_s(30)
+        .build_async()
+        .await
+        .unwrap();
+    let gave_up = tokio::time::timeout(Duration::from_millis(300), impatient.acquire()).await;
+    assert!(gave_up.is_err());
+    assert_eq!(held.release().await, Ok(true));
+    let later = lock(server.addr, "cancel-acq")
+        .acquire_timeout_s(5)
+        .build_async()
+        .await
+        .unwrap();
+    let guard = later
+        .acquire()
+        .await
+        .unwrap()
+        .expect("free: the cancelled acquire left the queue");
+    assert_eq!(guard.release().await, Ok(true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_renewal_and_release_on_guard_drop() {
+    let server = python_dflockd(&["--lease-sweep-interval", "1"]);
+    let holder = lock(server.addr, "async-bg")
+        .lease_ttl_s(2)
+        .build_async()
+        .await
+        .unwrap();
+    let guard = holder.acquire().await.unwrap().expect("granted");
+    let waiter = lock(server.addr, "async-bg")
+        .acquire_timeout_s(6)
+        .build_async()
+        .await
+        .unwrap();
+    assert!(
+        waiter.acquire().await.unwrap().is_none(),
+        "held through 3 lease lengths"
+    );
+    assert!(guard.is_held().await.unwrap());
+    drop(guard); // releases in a spawned task
+    let guard = waiter
+        .acquire()
+        .await
+        .unwrap()
+        .expect("free after the guard dropped");
+    assert_eq!(guard.release().await, Ok(true));
+}

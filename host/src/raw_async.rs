@@ -1,0 +1,46 @@
+//! The same WIT bindings with async exports, for the tokio API
+//! ([`crate::asynchronous`]). wasmtime's `with` does not reach exported
+//! interfaces, so these types are distinct from [`crate::raw`]'s.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "client",
+    with: { "wasi:io/poll": wasmtime_wasi::p2::bindings::io::poll },
+    exports: { default: async },
+});
+
+pub use exports::dflockd::client::driver::LeaseLost;
+pub use exports::dflockd::client::types::{
+    ConnectOptions, EnqueueStatus, Error, Options, Server, TlsOptions, Trust,
+};
+
+impl From<crate::raw::Options> for Options {
+    fn from(o: crate::raw::Options) -> Self {
+        let tls = o.connect.tls.map(|t| TlsOptions {
+            trust: match t.trust {
+                crate::raw::Trust::MozillaRoots => Trust::MozillaRoots,
+                crate::raw::Trust::Pem(pem) => Trust::Pem(pem),
+            },
+            server_name: t.server_name,
+        });
+        Options {
+            servers: o
+                .servers
+                .into_iter()
+                .map(|s| Server {
+                    host: s.host,
+                    port: s.port,
+                })
+                .collect(),
+            connect: ConnectOptions {
+                connect_timeout_ms: o.connect.connect_timeout_ms,
+                auth_token: o.connect.auth_token,
+                tls,
+            },
+            acquire_timeout_s: o.acquire_timeout_s,
+            lease_ttl_s: o.lease_ttl_s,
+            renew_ratio: o.renew_ratio,
+            server_index: o.server_index,
+        }
+    }
+}
