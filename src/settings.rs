@@ -4,8 +4,8 @@
 
 use std::num::NonZeroU32;
 
-use crate::protocol::{check_key, check_lease, check_seconds};
-use crate::protocol::{Error, Kind, MAX_AUTH_TOKEN, MAX_LINE};
+use crate::protocol::{check_auth_token, check_key, check_lease, check_seconds};
+use crate::protocol::{Error, Kind, MAX_LINE};
 
 /// The server used when the list is empty.
 pub const DEFAULT_SERVER: (&str, u16) = ("127.0.0.1", 6388);
@@ -67,10 +67,7 @@ impl ConnectSettings {
             return Err(invalid("connect timeout must be above 0 ms"));
         }
         if let Some(token) = &auth_token {
-            // Encoding checks it fully; do it now so a bad token fails at open.
-            crate::protocol::Request::Auth { token }.encode(&mut Vec::with_capacity(
-                MAX_AUTH_TOKEN.min(token.len() + 16),
-            ))?;
+            check_auth_token(token)?;
         }
         Ok(Self {
             timeout_ms,

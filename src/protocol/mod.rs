@@ -14,7 +14,7 @@ pub mod stats;
 pub use error::{redact, Error};
 pub use line::LineReader;
 pub use reply::{Enqueued, Grant};
-pub(crate) use request::{check_key, check_lease, check_seconds};
+pub(crate) use request::{check_auth_token, check_key, check_lease, check_seconds};
 pub use request::{Kind, Request, Space};
 
 /// The server's cap on a request line (command, key, most args), in bytes.

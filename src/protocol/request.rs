@@ -121,7 +121,7 @@ impl Request<'_> {
     fn lines(&self) -> Result<(&'static str, &str, String), Error> {
         Ok(match *self {
             Request::Auth { token } => {
-                check_word("auth token", token, MAX_AUTH_TOKEN)?;
+                check_auth_token(token)?;
                 ("auth", "_", token.to_owned())
             }
             Request::Acquire {
@@ -204,6 +204,11 @@ fn invalid(msg: impl Into<String>) -> Error {
 /// A key: non-empty, at most [`MAX_LINE`] bytes, no whitespace or control characters.
 pub(crate) fn check_key(key: &str) -> Result<(), Error> {
     check_word("key", key, MAX_LINE)
+}
+
+/// An auth token: non-empty, at most [`MAX_AUTH_TOKEN`] bytes, one word.
+pub(crate) fn check_auth_token(token: &str) -> Result<(), Error> {
+    check_word("auth token", token, MAX_AUTH_TOKEN)
 }
 
 /// A single protocol word. The message names the field but never repeats
