@@ -24,9 +24,10 @@ fn main() -> Result<(), dflockd_host::Error> {
         support::short(guard.token()?),
         guard.lease_s()?
     );
-    support::sleep_s(45.0); // the lease renews automatically
+    let held = support::sleep_s(45.0); // the lease renews automatically
     println!(
-        "after holding 45 s (scaled) with a {lease} s lease: still held = {}",
+        "after holding {:.1} s with a {lease} s lease: still held = {}",
+        held.as_secs_f64(),
         guard.is_held()?
     );
     println!("released = {}", guard.release()?);

@@ -35,13 +35,15 @@ pub fn semaphore(rt: &Runtime, key: &str, limit: u32) -> Builder<Counting> {
     rt.semaphore(key, limit).servers(servers())
 }
 
-/// Sleeps `seconds` × `DFLOCKD_DEMO_SCALE`.
-pub fn sleep_s(seconds: f64) {
+/// Sleeps `seconds` × `DFLOCKD_DEMO_SCALE`; returns how long that was.
+pub fn sleep_s(seconds: f64) -> Duration {
     let scale: f64 = std::env::var("DFLOCKD_DEMO_SCALE")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1.0);
-    std::thread::sleep(Duration::from_secs_f64(seconds * scale));
+    let slept = Duration::from_secs_f64(seconds * scale);
+    std::thread::sleep(slept);
+    slept
 }
 
 /// The first characters of a token: tokens are secrets, never print them whole.

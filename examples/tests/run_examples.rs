@@ -1,11 +1,9 @@
-//! Runs the examples against real dflockd processes and checks what they
-//! print. The server is the Python dflockd 0.5.0 (see `host_tests::server`),
-//! which has no semaphores, auth or stats: the `semaphore`, `auth` and
-//! `stats` examples need the Go server and are only compiled here.
+//! Runs all nine examples against the real dflockd v1.10.0 (see
+//! `host_tests::server`) and checks what they print.
 
 use std::process::Command;
 
-use host_tests::server::{python_dflockd, Server};
+use host_tests::server::{dflockd, Server};
 
 fn run(example: &str, servers: &[&Server], env: &[(&str, &str)]) -> String {
     let list: Vec<String> = servers.iter().map(|s| s.addr.to_string()).collect();
@@ -16,6 +14,9 @@ fn run(example: &str, servers: &[&Server], env: &[(&str, &str)]) -> String {
         "errors" => env!("CARGO_BIN_EXE_errors"),
         "sharding" => env!("CARGO_BIN_EXE_sharding"),
         "fencing" => env!("CARGO_BIN_EXE_fencing"),
+        "semaphore" => env!("CARGO_BIN_EXE_semaphore"),
+        "auth" => env!("CARGO_BIN_EXE_auth"),
+        "stats" => env!("CARGO_BIN_EXE_stats"),
         other => panic!("no example {other}"),
     };
     let out = Command::new(exe)
@@ -37,17 +38,20 @@ fn run(example: &str, servers: &[&Server], env: &[(&str, &str)]) -> String {
 
 #[test]
 fn hold_keeps_the_lock_past_its_lease() {
-    let server = python_dflockd(&["--lease-sweep-interval", "1"]);
+    let server = dflockd(&[]);
     // 45 s × 0.1 = 4.5 s of holding with a 2 s lease.
     let out = run("hold", &[&server], &[("HOLD_LEASE_S", "2")]);
     assert!(out.contains("acquired key=foo"), "{out}");
-    assert!(out.contains("still held = true"), "{out}");
+    assert!(
+        out.contains("after holding 4.5 s with a 2 s lease: still held = true"),
+        "{out}"
+    );
     assert!(out.contains("released = true"), "{out}");
 }
 
 #[test]
 fn fifo_grants_all_nine_workers() {
-    let server = python_dflockd(&[]);
+    let server = dflockd(&[]);
     let out = run("fifo", &[&server], &[]);
     for n in 0..9 {
         assert!(
@@ -59,7 +63,7 @@ fn fifo_grants_all_nine_workers() {
 
 #[test]
 fn two_phase_takes_the_fast_path_on_a_free_key() {
-    let server = python_dflockd(&[]);
+    let server = dflockd(&[]);
     let out = run("two_phase", &[&server], &[]);
     assert!(out.contains("enqueue -> Acquired"), "{out}");
     assert!(out.contains("released = true"), "{out}");
@@ -67,20 +71,16 @@ fn two_phase_takes_the_fast_path_on_a_free_key() {
 
 #[test]
 fn errors_branch_on_typed_cases() {
-    let server = python_dflockd(&[]);
+    let server = dflockd(&[]);
     assert!(run("errors", &[&server], &[]).contains("acquired; released = true"));
-    let mut gone = python_dflockd(&[]);
+    let mut gone = dflockd(&[]);
     gone.kill();
     assert!(run("errors", &[&gone], &[]).contains("cannot reach the server"));
 }
 
 #[test]
 fn sharding_routes_keys_with_the_crc32_formula() {
-    let servers = [
-        python_dflockd(&[]),
-        python_dflockd(&[]),
-        python_dflockd(&[]),
-    ];
+    let servers = [dflockd(&[]), dflockd(&[]), dflockd(&[])];
     let out = run("sharding", &servers.iter().collect::<Vec<_>>(), &[]);
     for key in ["user:42:profile", "orders", "row:42"] {
         let index = crc32(key) % 3;
@@ -101,15 +101,65 @@ fn sharding_routes_keys_with_the_crc32_formula() {
 
 #[test]
 fn fencing_refuses_a_late_writer() {
-    let server = python_dflockd(&[]);
+    let server = dflockd(&[]);
     let out = run("fencing", &[&server], &[]);
     assert_eq!(
         out.lines().filter(|l| l.starts_with("round ")).count(),
-        3,
+        8,
         "{out}"
     );
     assert!(
+        out.contains("fences did not rise: this server issues random tokens (dflockd 1.x)"),
+        "v1.10.0 tokens are random: {out}"
+    );
+    assert!(
         out.contains("a late writer with the first fence") && out.contains("-> Err("),
+        "{out}"
+    );
+}
+
+#[test]
+fn semaphore_serves_nine_workers_three_at_a_time() {
+    let server = dflockd(&[]);
+    let out = run("semaphore", &[&server], &[]);
+    for n in 0..9 {
+        assert!(
+            out.contains(&format!("acquired ({n}): ")),
+            "worker {n}: {out}"
+        );
+    }
+}
+
+#[test]
+fn auth_works_with_the_right_token_and_is_typed_with_a_wrong_one() {
+    let server = dflockd(&["--auth-token", "example-secret"]);
+    let right = run(
+        "auth",
+        &[&server],
+        &[("DFLOCKD_AUTH_TOKEN", "example-secret")],
+    );
+    assert!(
+        right.contains("authenticated and acquired; released = true"),
+        "{right}"
+    );
+    let wrong = run(
+        "auth",
+        &[&server],
+        &[("DFLOCKD_AUTH_TOKEN", "not-the-secret")],
+    );
+    assert!(
+        wrong.contains("a wrong or missing token surfaces as Error::Auth"),
+        "{wrong}"
+    );
+}
+
+#[test]
+fn stats_prints_the_server_tables() {
+    let server = dflockd(&[]);
+    let out = run("stats", &[&server], &[]);
+    assert!(out.contains("connections: 1"), "{out}");
+    assert!(
+        out.contains("locks: []") && out.contains("semaphores: []"),
         "{out}"
     );
 }

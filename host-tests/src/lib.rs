@@ -11,8 +11,9 @@ pub use dflockd_host::raw::{
     Client, ConnectOptions, EnqueueStatus, Enqueued, Error, Instance, LeaseLost, Options, Server,
     TlsOptions, Trust,
 };
-use dflockd_host::Runtime;
+use dflockd_host::{Builder, Counting, Exclusive, Runtime};
 
+pub mod interop;
 pub mod server;
 pub mod standin;
 
@@ -78,4 +79,43 @@ pub fn server_of(addr: SocketAddr) -> Server {
 pub fn closed_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr")
+}
+
+/// A `dflockd-host` lock on `key`, routed to the server at `addr`.
+pub fn lock_on(addr: SocketAddr, key: &str) -> Builder<Exclusive> {
+    runtime()
+        .lock(key)
+        .server(addr.ip().to_string(), addr.port())
+}
+
+/// A `dflockd-host` semaphore of `limit` on `key`, at the server at `addr`.
+pub fn semaphore_on(addr: SocketAddr, key: &str, limit: u32) -> Builder<Counting> {
+    runtime()
+        .semaphore(key, limit)
+        .server(addr.ip().to_string(), addr.port())
+}
+
+/// A low-level `dflockd-host` connection to the server at `addr`.
+pub fn connect(addr: SocketAddr) -> dflockd_host::Connection {
+    runtime()
+        .connect(&addr.ip().to_string(), addr.port(), None)
+        .unwrap_or_else(|e| panic!("connect to {addr}: {e}"))
+}
+
+/// Asks `probe` again (every 20 ms) until it answers `Some`, for at most
+/// `within`: for server-side events that have no notification, such as a
+/// lease ending. Panics with `what` when time runs out.
+pub fn eventually<T>(
+    what: &str,
+    within: std::time::Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(started.elapsed() < within, "not within {within:?}: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

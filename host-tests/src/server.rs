@@ -1,52 +1,74 @@
 //! Real dflockd server processes on free loopback ports, one per test.
 //!
-//! Today the only dflockd installable on these machines is the original
-//! Python server, `dflockd` 0.5.0 from PyPI (the Go server's module is
-//! refused by the Go module proxy). It speaks the lock commands
-//! `l r n e w` (no semaphores, auth, stats, ping, fence-prefix tokens).
-//! `cargo xtask setup` installs it into `target/dflockd-py/`.
+//! The server is dflockd at the version pinned in `dflockd.version` (the
+//! Go server, v1.10.0), put at `target/dflockd/<version>/dflockd` by
+//! `cargo xtask setup`. Each [`Server`] is killed when dropped, also when
+//! the test panics.
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-/// The pinned Python server: `cargo xtask setup` installs exactly this.
-pub const PYTHON_DFLOCKD: &str = "dflockd==0.5.0";
+/// The pinned server version (its one place is `dflockd.version`).
+pub fn version() -> &'static str {
+    include_str!("../../dflockd.version").trim()
+}
 
-/// A running server; killed on drop.
+/// Where `cargo xtask setup` puts the server and the Go interop program.
+pub fn dflockd_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/dflockd")
+        .join(version())
+}
+
+/// The server binary.
+pub fn dflockd_path() -> PathBuf {
+    dflockd_dir().join("dflockd")
+}
+
+/// A running dflockd; killed on drop.
 pub struct Server {
     child: Child,
+    /// Where it listens (127.0.0.1, a free port).
     pub addr: SocketAddr,
+    flags: Vec<String>,
+    log: Arc<Mutex<Vec<String>>>,
 }
 
-/// The Python dflockd executable installed by `cargo xtask setup`.
-pub fn python_dflockd_path() -> PathBuf {
-    std::env::var_os("DFLOCKD_PY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/dflockd-py/bin/dflockd")
-        })
+/// Starts dflockd on a free loopback port with extra `flags` and returns
+/// once its log says `listening`.
+pub fn dflockd(flags: &[&str]) -> Server {
+    dflockd_on(free_port(), flags)
 }
 
-/// Starts the Python dflockd on a free loopback port with extra `flags`
-/// and returns once it listens.
-pub fn python_dflockd(flags: &[&str]) -> Server {
-    python_dflockd_on(free_port(), flags)
+/// Starts dflockd on 127.0.0.1:`port`; returns once it listens.
+pub fn dflockd_on(port: u16, flags: &[&str]) -> Server {
+    let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let child = spawn(addr, &flags, &log);
+    Server {
+        child,
+        addr,
+        flags,
+        log,
+    }
 }
 
-/// Starts the Python dflockd on 127.0.0.1:`port` and returns once it listens.
-pub fn python_dflockd_on(port: u16, flags: &[&str]) -> Server {
-    let path = python_dflockd_path();
+fn spawn(addr: SocketAddr, flags: &[String], log: &Arc<Mutex<Vec<String>>>) -> Child {
+    let path = dflockd_path();
     assert!(
         path.exists(),
-        "{} is missing: run `cargo xtask setup` (installs {PYTHON_DFLOCKD} from PyPI)",
-        path.display()
+        "{} is missing: run `cargo xtask setup` (builds dflockd {} from DFLOCKD_SRC or \
+         ../shared/dflockd, or installs it with go install)",
+        path.display(),
+        version()
     );
     let mut child = Command::new(&path)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--host", "127.0.0.1", "--port", &addr.port().to_string()])
         .args(flags)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -55,31 +77,65 @@ pub fn python_dflockd_on(port: u16, flags: &[&str]) -> Server {
         .unwrap_or_else(|e| panic!("starting {}: {e}", path.display()));
     let stderr = child.stderr.take().expect("piped stderr");
     let (ready_tx, ready) = mpsc::channel();
-    // The server logs "listening on" once its socket is bound; keep draining
-    // its log afterwards so it never blocks on a full pipe.
+    // The server logs `msg=listening` once its socket is bound; keep draining
+    // its log afterwards (and keep it for failure messages) so that it never
+    // blocks on a full pipe.
+    let lines = log.clone();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("listening on") {
+            if line.contains("msg=listening") {
                 let _ = ready_tx.send(());
             }
+            lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
         }
     });
-    let mut server = Server {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-    };
     if ready.recv_timeout(Duration::from_secs(30)).is_err() {
-        let status = server.child.try_wait();
-        panic!("dflockd on port {port} did not start listening ({status:?})");
+        let status = child.try_wait();
+        let _ = child.kill();
+        panic!(
+            "dflockd on {addr} did not start listening ({status:?}); log: {:?}",
+            log.lock().unwrap_or_else(|p| p.into_inner())
+        );
     }
-    server
+    child
 }
 
 impl Server {
-    /// Kills the server now (to test what a client sees when it dies).
+    /// Kills the server now (SIGKILL): its clients see their connections reset.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    /// Kills the server and starts a fresh one on the same port with the
+    /// same flags: every lock and queue is forgotten.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(self.addr, &self.flags, &self.log);
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed: {status}");
     }
 }
 
@@ -89,7 +145,8 @@ impl Drop for Server {
     }
 }
 
-fn free_port() -> u16 {
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
 }

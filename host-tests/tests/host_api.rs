@@ -1,5 +1,5 @@
-//! The typed Rust API of `dflockd-host` (blocking) against a real dflockd
-//! process: the Python dflockd 0.5.0 (see `host_tests::server`).
+//! The typed Rust API of `dflockd-host` (blocking) against the real
+//! dflockd v1.10.0 (see `host_tests::server`).
 
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use dflockd_host::{EnqueueStatus, Error, Lock, Runtime};
 use host_tests::runtime;
-use host_tests::server::python_dflockd;
+use host_tests::server::dflockd;
 
 fn lock(addr: std::net::SocketAddr, key: &str) -> dflockd_host::Builder<dflockd_host::Exclusive> {
     runtime()
@@ -17,7 +17,7 @@ fn lock(addr: std::net::SocketAddr, key: &str) -> dflockd_host::Builder<dflockd_
 
 #[test]
 fn a_guard_releases_when_dropped() {
-    let server = python_dflockd(&[]);
+    let server = dflockd(&[]);
     let holder = lock(server.addr, "guarded").build().unwrap();
     let other = lock(server.addr, "guarded")
         .acquire_timeout_s(0)
@@ -39,7 +39,7 @@ fn a_guard_releases_when_dropped() {
 
 #[test]
 fn nine_threads_are_granted_in_fifo_order() {
-    let server = python_dflockd(&[]);
+    let server = dflockd(&[]);
     let first = lock(server.addr, "fifo-host").build().unwrap();
     let held = first.acquire().unwrap().expect("granted");
     let order = Arc::new(Mutex::new(Vec::new()));
@@ -67,7 +67,7 @@ fn nine_threads_are_granted_in_fifo_order() {
 
 #[test]
 fn background_renewal_holds_a_lease_for_three_lease_lengths() {
-    let server = python_dflockd(&["--lease-sweep-interval", "1"]);
+    let server = dflockd(&[]);
     let holder = lock(server.addr, "bg").lease_ttl_s(2).build().unwrap();
     let guard = holder.acquire().unwrap().expect("granted");
     let waiter = lock(server.addr, "bg")
@@ -84,7 +84,7 @@ fn background_renewal_holds_a_lease_for_three_lease_lengths() {
 
 #[test]
 fn a_killed_server_is_reported_within_one_renewal_interval() {
-    let mut server = python_dflockd(&[]);
+    let mut server = dflockd(&[]);
     let (lost_tx, lost) = mpsc::channel();
     let lost_tx = Mutex::new(lost_tx);
     let holder = lock(server.addr, "killed")

@@ -1,5 +1,5 @@
-//! The async (tokio) API of `dflockd-host` against a real dflockd process:
-//! the Python dflockd 0.5.0 (see `host_tests::server`).
+//! The async (tokio) API of `dflockd-host` against the real dflockd
+//! v1.10.0 (see `host_tests::server`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use dflockd_host::asynchronous::AsyncLock;
 use dflockd_host::{EnqueueStatus, Exclusive};
 use host_tests::runtime;
-use host_tests::server::python_dflockd;
+use host_tests::server::dflockd;
 
 fn lock(addr: std::net::SocketAddr, key: &str) -> dflockd_host::Builder<Exclusive> {
     runtime()
@@ -17,7 +17,7 @@ fn lock(addr: std::net::SocketAddr, key: &str) -> dflockd_host::Builder<Exclusiv
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nine_tasks_are_granted_in_fifo_order() {
-    let server = python_dflockd(&[]);
+    let server = dflockd(&[]);
     let first = lock(server.addr, "fifo-async").build_async().await.unwrap();
     let held = first.acquire().await.unwrap().expect("granted");
     let order = Arc::new(Mutex::new(Vec::new()));
@@ -49,7 +49,7 @@ async fn nine_tasks_are_granted_in_fifo_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_wait_leaves_the_key_free_for_the_next_waiter() {
-    let server = python_dflockd(&[]);
+    let server = dflockd(&[]);
     let holder = lock(server.addr, "cancel").build_async().await.unwrap();
     let held = holder.acquire().await.unwrap().expect("granted");
     let cancelled = lock(server.addr, "cancel").build_async().await.unwrap();
@@ -76,7 +76,7 @@ async fn a_cancelled_wait_leaves_the_key_free_for_the_next_waiter() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_acquire_leaves_nothing_held() {
-    let server = python_dflockd(&[]);
+    let server = dflockd(&[]);
     let holder = lock(server.addr, "cancel-acq").build_async().await.unwrap();
     let held = holder.acquire().await.unwrap().expect("granted");
     let impatient = lock(server.addr, "cancel-acq")
@@ -102,7 +102,7 @@ async fn a_cancelled_acquire_leaves_nothing_held() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn background_renewal_and_release_on_guard_drop() {
-    let server = python_dflockd(&["--lease-sweep-interval", "1"]);
+    let server = dflockd(&[]);
     let holder = lock(server.addr, "async-bg")
         .lease_ttl_s(2)
         .build_async()

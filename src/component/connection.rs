@@ -165,7 +165,7 @@ impl GuestConnection for Connection {
     }
 
     fn ping(&self) -> Result<(), Error> {
-        self.call(Request::Ping, 0, |l| decode_ok(l, ErrorContext::Request))
+        self.call(Request::Ping, 0, |l| decode_ok(l, ErrorContext::Ping))
     }
 
     fn stats(&self) -> Result<Stats, Error> {

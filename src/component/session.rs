@@ -149,7 +149,7 @@ impl Session {
         server_wait_s: u64,
         decode: impl FnOnce(&str) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        if conn.as_ref().is_none_or(|c| c.failure().is_some()) {
+        if !conn.as_mut().is_some_and(Conn::is_reusable) {
             *conn = None;
             *conn = Some(Conn::connect(&settings.server, &settings.connect)?);
         }
@@ -238,6 +238,14 @@ impl Session {
             Phase::Lost(e) => return Err(e),
             Phase::Idle => return Err(invalid("wait needs a prior enqueue")),
             Phase::Enqueued => {}
+        }
+        // The queue place belongs to the connection: on a new one the server
+        // would answer `error_not_enqueued`, so say what really happened.
+        if !self.conn.as_mut().is_some_and(Conn::is_reusable) {
+            self.conn = None;
+            return Err(Error::Connection(
+                "the connection closed while queued; enqueue again".into(),
+            ));
         }
         let s = &self.settings;
         let request = Request::Wait {

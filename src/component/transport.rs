@@ -63,11 +63,6 @@ impl Conn {
         Err(last)
     }
 
-    /// The error this connection failed with, if it did.
-    pub fn failure(&self) -> Option<&Error> {
-        self.open.as_ref().err()
-    }
-
     /// Closes the connection; later calls fail with `reason`.
     pub fn fail(&mut self, reason: Error) -> Error {
         if self.open.is_ok() {
@@ -125,6 +120,22 @@ impl Conn {
                 Ok(bytes) => self.reader.push(&bytes),
                 Err(e) => return Err(stream_error(e)),
             }
+        }
+    }
+
+    /// Whether this connection, idle between requests, can carry the next
+    /// one: nothing may be waiting to be read. A server that closed it
+    /// meanwhile (restarted, or its idle read timeout) shows here as EOF, and
+    /// stray bytes mean it is out of step; either way it is failed, so the
+    /// caller opens a fresh one instead of sending into a dead socket.
+    pub fn is_reusable(&mut self) -> bool {
+        match self.poll_line() {
+            Ok(None) if self.reader.is_empty() => true,
+            Ok(_) => {
+                self.fail(Error::Protocol("unsolicited bytes from the server".into()));
+                false
+            }
+            Err(_) => false,
         }
     }
 

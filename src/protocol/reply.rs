@@ -44,6 +44,9 @@ pub enum Enqueued {
 pub enum ErrorContext {
     /// For `r`/`sr`/`n`/`sn`: the token does not hold the key.
     Token,
+    /// For `ping`: dflockd 1.x has no `ping` and answers a plain `error`
+    /// (the connection stays usable); 2.x answers `ok`.
+    Ping,
     /// Anything else.
     Request,
 }
@@ -65,6 +68,9 @@ pub fn status_error(status: &str, rest: &str, context: ErrorContext) -> Option<E
             match context {
                 ErrorContext::Token => {
                     "the token does not hold this key (released, expired or never granted)"
+                }
+                ErrorContext::Ping => {
+                    "the server does not support ping (dflockd 1.x answers error; ping needs 2.x)"
                 }
                 ErrorContext::Request => "the server answered error",
             }
@@ -209,6 +215,10 @@ mod tests {
             matches!(decode_ok("error", ErrorContext::Token), Err(Error::Server(m)) if m.contains("token"))
         );
         assert!(matches!(decode_renew("error"), Err(Error::Server(_))));
+        assert!(
+            matches!(decode_ok("error", ErrorContext::Ping), Err(Error::Server(m)) if m.contains("ping")),
+            "a 1.x server's answer to ping is a typed refusal, not a protocol violation"
+        );
     }
 
     #[test]

@@ -6,12 +6,14 @@
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 
+mod dflockd;
+mod python;
+
 const TARGET: &str = "wasm32-wasip2";
-/// The only dflockd server installable here (PyPI); keep in step with
-/// `host-tests/src/server.rs`. The Go server is refused by the Go module proxy.
-const PYTHON_DFLOCKD: &str = "dflockd==0.5.0";
 const USAGE: &str = "usage: cargo xtask <build|demo|test|lint|setup>
-  setup  install the wasm32-wasip2 target and the test server if missing
+  setup  install what the tests need if missing: the wasm32-wasip2 target, dflockd
+         (DFLOCKD_BIN, DFLOCKD_SRC, ../shared/dflockd, or go install), the Go
+         interop client, and the Python client in a venv
   build  build the release component and print its size
   demo   build, load it in wasmtime and show it working (the README's main command)
   test   unit tests, the component build, and the host tests in wasmtime
@@ -33,9 +35,9 @@ fn main() {
     }
 }
 
-type Step = Result<(), String>;
+pub(crate) type Step = Result<(), String>;
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
@@ -48,7 +50,7 @@ fn cargo() -> Command {
     cmd
 }
 
-fn run(cmd: &mut Command) -> Step {
+pub(crate) fn run(cmd: &mut Command) -> Step {
     eprintln!("+ {cmd:?}");
     let status = cmd
         .status()
@@ -62,36 +64,8 @@ fn run(cmd: &mut Command) -> Step {
 
 fn setup() -> Step {
     setup_target()?;
-    setup_python_dflockd()
-}
-
-/// Installs the pinned Python dflockd into `target/dflockd-py` (a venv).
-/// It declares Python >= 3.13 but runs on 3.11; the tests are its judge.
-fn setup_python_dflockd() -> Step {
-    let venv = root().join("target/dflockd-py");
-    let marker = venv.join(PYTHON_DFLOCKD);
-    if marker.exists() && venv.join("bin/dflockd").exists() {
-        return Ok(());
-    }
-    let python = ["python3", "python"]
-        .into_iter()
-        .find(|p| {
-            Command::new(p)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .ok_or("python3 not found: install it (Debian: apt-get install -y python3 python3-venv)")?;
-    run(Command::new(python).args(["-m", "venv"]).arg(&venv))
-        .map_err(|e| format!("{e}; Debian: apt-get install -y python3-venv"))?;
-    run(Command::new(venv.join("bin/pip")).args([
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--ignore-requires-python",
-        PYTHON_DFLOCKD,
-    ]))?;
-    std::fs::write(&marker, "installed by cargo xtask setup\n").map_err(|e| e.to_string())
+    dflockd::setup()?;
+    python::setup()
 }
 
 /// Installs the wasm target when rustup is there and the target is not.

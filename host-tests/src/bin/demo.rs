@@ -67,11 +67,11 @@ fn main() -> wasmtime::Result<()> {
         println!("  a server answers there; using it");
         None
     } else {
-        println!("  none answers: starting the Python dflockd 0.5.0 there (stopped at the end)");
-        Some(host_tests::server::python_dflockd_on(
-            server.port(),
-            &["--lease-sweep-interval", "1"],
-        ))
+        println!(
+            "  none answers: starting dflockd {} there (stopped at the end)",
+            host_tests::server::version()
+        );
+        Some(host_tests::server::dflockd_on(server.port(), &[]))
     };
     locks_demo(&mut inst, server)?;
     run_examples(server)
@@ -87,31 +87,45 @@ fn run_examples(server: SocketAddr) -> wasmtime::Result<()> {
         println!("\n(examples not built: run the demo through `cargo xtask demo`)");
         return Ok(());
     };
-    // Sharding wants three servers: this one and two more on free ports.
+    // Sharding wants three servers: this one and two more on free ports;
+    // the auth example a server that demands a token.
     let extra = [
-        host_tests::server::python_dflockd(&[]),
-        host_tests::server::python_dflockd(&[]),
+        host_tests::server::dflockd(&[]),
+        host_tests::server::dflockd(&[]),
     ];
     let three = format!("{server},{},{}", extra[0].addr, extra[1].addr);
-    let runs: [(&str, &str, Env); 6] = [
+    let secret = "demo-secret";
+    let guarded = host_tests::server::dflockd(&["--auth-token", secret]);
+    let guarded_addr = guarded.addr.to_string();
+    let runs: [(&str, String, Env); 9] = [
         (
             "hold",
-            "hold a lock with auto-renewal (2 s lease, held 4.5 s)",
+            "hold a lock with auto-renewal (2 s lease, held 4.5 s)".into(),
             &[("HOLD_LEASE_S", "2")],
         ),
-        ("fifo", "FIFO ordering, 9 workers", &[]),
-        ("two_phase", "two-phase acquisition", &[]),
-        ("errors", "handling specific errors", &[]),
+        ("fifo", "FIFO ordering, 9 workers".into(), &[]),
+        ("two_phase", "two-phase acquisition".into(), &[]),
+        ("semaphore", "a semaphore of 3 slots, 9 workers".into(), &[]),
+        ("errors", "handling specific errors".into(), &[]),
+        (
+            "auth",
+            format!("authentication, against a server on {guarded_addr} started with --auth-token"),
+            &[
+                ("DFLOCKD_SERVERS", &guarded_addr),
+                ("DFLOCKD_AUTH_TOKEN", secret),
+            ],
+        ),
         (
             "sharding",
-            "multi-server sharding over 3 servers",
+            "multi-server sharding over 3 servers".into(),
             &[("DFLOCKD_SERVERS", &three)],
         ),
         (
-            "fencing",
-            "fencing tokens (the Python dflockd issues random tokens, so its fences do not rise)",
+            "stats",
+            "server stats over the low-level connection".into(),
             &[],
         ),
+        ("fencing", "fencing tokens".into(), &[]),
     ];
     for (name, title, env) in runs {
         println!("\n== example {name}: {title}");
@@ -130,10 +144,6 @@ fn run_examples(server: SocketAddr) -> wasmtime::Result<()> {
             )));
         }
     }
-    println!(
-        "\n== examples semaphore, auth, stats: need the Go dflockd (semaphores, --auth-token,"
-    );
-    println!("   stats), which cannot be installed here yet; they are built, not run.");
     Ok(())
 }
 

@@ -1,14 +1,13 @@
-//! The component in wasmtime against a real dflockd process: the original
-//! Python server, dflockd 0.5.0 from PyPI, the only dflockd installable on
-//! these machines (the Go server's module is refused by the Go module proxy).
-//! It covers the lock commands `l r n e w`; semaphores, auth, stats and
-//! fence-prefix tokens need the Go server.
+//! A lock's life through the component in wasmtime, against the real
+//! dflockd v1.10.0: grant, contention, FIFO, two-phase, renewal by the
+//! reactor and by the driver, loss on a dead server, the low-level lock
+//! commands.
 
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use host_tests::server::python_dflockd;
+use host_tests::server::dflockd;
 use host_tests::{
     instance, options, server_of, ConnectOptions, EnqueueStatus, Error, Instance, Options,
 };
@@ -104,7 +103,7 @@ fn opts_with(
 
 #[test]
 fn acquire_release_and_the_grant_accessors() {
-    let server = python_dflockd(&[]);
+    let server = dflockd(&[]);
     let mut inst = instance(&[server.addr]);
     let lock = Lock::open(&mut inst, "acc", &opts_with(server.addr, 5, Some(30)));
     assert_eq!(lock.acquire(&mut inst), Ok(true));
@@ -138,7 +137,7 @@ fn acquire_release_and_the_grant_accessors() {
 
 #[test]
 fn a_held_key_times_out_for_others_and_frees_on_release_and_on_drop() {
-    let server = python_dflockd(&[]);
+    let server = dflockd(&[]);
     let mut a = instance(&[server.addr]);
     let mut b = instance(&[server.addr]);
     let holder = Lock::open(&mut a, "busy", &opts_with(server.addr, 5, None));
@@ -156,7 +155,7 @@ fn a_held_key_times_out_for_others_and_frees_on_release_and_on_drop() {
 
 #[test]
 fn nine_contenders_are_granted_in_fifo_order() {
-    let server = python_dflockd(&[]);
+    let server = dflockd(&[]);
     let mut first = instance(&[server.addr]);
     let holder = Lock::open(&mut first, "fifo", &opts_with(server.addr, 5, None));
     assert_eq!(holder.acquire(&mut first), Ok(true));
@@ -186,7 +185,7 @@ fn nine_contenders_are_granted_in_fifo_order() {
 
 #[test]
 fn two_phase_fast_path_and_queued_path() {
-    let server = python_dflockd(&[]);
+    let server = dflockd(&[]);
     let mut a = instance(&[server.addr]);
     let mut b = instance(&[server.addr]);
     let first = Lock::open(&mut a, "two", &opts_with(server.addr, 5, None));
@@ -221,7 +220,7 @@ fn two_phase_fast_path_and_queued_path() {
 fn blocking_calls_renew_the_other_leases_of_their_instance() {
     // One instance holds "renewed" with a 2 s lease while it blocks 6 s in
     // another acquire: its reactor must renew the lease meanwhile.
-    let server = python_dflockd(&["--lease-sweep-interval", "1"]);
+    let server = dflockd(&[]);
     let mut inst = instance(&[server.addr]);
     let mut rival = instance(&[server.addr]);
     let held = Lock::open(&mut inst, "renewed", &opts_with(server.addr, 5, Some(2)));
@@ -246,7 +245,7 @@ fn blocking_calls_renew_the_other_leases_of_their_instance() {
 
 #[test]
 fn the_driver_holds_a_lease_for_three_lease_lengths_while_another_client_waits() {
-    let server = python_dflockd(&["--lease-sweep-interval", "1"]);
+    let server = dflockd(&[]);
     let mut holder_inst = instance(&[server.addr]);
     let held = Lock::open(
         &mut holder_inst,
@@ -279,7 +278,7 @@ fn the_driver_holds_a_lease_for_three_lease_lengths_while_another_client_waits()
 
 #[test]
 fn a_dead_server_is_reported_as_a_lost_lease() {
-    let mut server = python_dflockd(&[]);
+    let mut server = dflockd(&[]);
     let mut inst = instance(&[server.addr]);
     let lock = Lock::open(&mut inst, "doomed", &opts_with(server.addr, 5, Some(2)));
     assert_eq!(lock.acquire(&mut inst), Ok(true));
@@ -313,7 +312,7 @@ fn a_dead_server_is_reported_as_a_lost_lease() {
 
 #[test]
 fn max_locks_is_a_typed_error() {
-    let server = python_dflockd(&["--max-locks", "1"]);
+    let server = dflockd(&["--max-locks", "1"]);
     let mut inst = instance(&[server.addr]);
     let one = Lock::open(&mut inst, "one", &opts_with(server.addr, 1, None));
     let two = Lock::open(&mut inst, "two", &opts_with(server.addr, 1, None));
@@ -323,7 +322,7 @@ fn max_locks_is_a_typed_error() {
 
 #[test]
 fn the_low_level_connection_speaks_every_lock_command() {
-    let server = python_dflockd(&[]);
+    let server = dflockd(&[]);
     let mut inst = instance(&[server.addr]);
     let c = inst.client.dflockd_client_connection().connection();
     let plain = ConnectOptions {

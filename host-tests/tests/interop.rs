@@ -1,0 +1,218 @@
+//! Cross-client interop on one real dflockd v1.10.0: the component (through
+//! `dflockd-host`), the upstream Go client and the Python client 2.1.1
+//! contend on the same keys at once. Each logs its critical sections on
+//! CLOCK_MONOTONIC; no two sections on one key may overlap, and each client
+//! must complete its share. All three route keys with the same CRC-32.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Stdio};
+use std::thread;
+
+use host_tests::interop::{go_client, monotonic_ns, python_client};
+use host_tests::server::dflockd;
+use host_tests::{instance, lock_on};
+
+const KEYS: [&str; 3] = ["interop:a", "interop:b", "interop:c"];
+const WORKERS: usize = 2;
+const ROUNDS: usize = 160;
+
+/// One critical section: who, which key, when (CLOCK_MONOTONIC ns).
+#[derive(Debug, Clone)]
+struct Section {
+    client: &'static str,
+    key: String,
+    start: i64,
+    end: i64,
+}
+
+/// Starts a contender and waits for its "ready" line.
+fn start(mut cmd: std::process::Command, addr: std::net::SocketAddr) -> Child {
+    let mut child = cmd
+        .args([
+            "contend",
+            "--server",
+            &addr.to_string(),
+            "--keys",
+            &KEYS.join(","),
+        ])
+        .args([
+            "--workers",
+            &WORKERS.to_string(),
+            "--rounds",
+            &ROUNDS.to_string(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start a contender");
+    let mut ready = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready", "{cmd:?}");
+    child
+}
+
+fn finish(mut child: Child, client: &'static str) -> Vec<Section> {
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{client}: {status}: {err}");
+    out.lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split(' ').collect();
+            assert_eq!(f.len(), 3, "{client}: {line:?}");
+            Section {
+                client,
+                key: f[0].into(),
+                start: f[1].parse().unwrap(),
+                end: f[2].parse().unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// The component's contenders: WORKERS threads, one lock object per key each.
+fn component_sections(addr: std::net::SocketAddr) -> Vec<Section> {
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|w| {
+            thread::spawn(move || {
+                let locks: Vec<_> = KEYS
+                    .iter()
+                    .map(|k| {
+                        lock_on(addr, k)
+                            .acquire_timeout_s(60)
+                            .lease_ttl_s(10)
+                            .build()
+                            .unwrap()
+                    })
+                    .collect();
+                let mut sections = Vec::new();
+                for i in 0..ROUNDS {
+                    let lock = &locks[(w + i) % KEYS.len()];
+                    let guard = lock.acquire().unwrap().expect("granted within 60 s");
+                    let start = monotonic_ns();
+                    thread::sleep(std::time::Duration::from_micros(200)); // the work
+                    let end = monotonic_ns();
+                    assert_eq!(guard.release(), Ok(true));
+                    sections.push(Section {
+                        client: "component",
+                        key: lock.key().into(),
+                        start,
+                        end,
+                    });
+                }
+                sections
+            })
+        })
+        .collect();
+    workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect()
+}
+
+#[test]
+fn component_go_and_python_clients_exclude_each_other_on_shared_keys() {
+    let server = dflockd(&[]);
+    let mut go = start(go_client(), server.addr);
+    let mut python = start(python_client(), server.addr);
+    for child in [&mut go, &mut python] {
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    }
+    let mut all = component_sections(server.addr);
+    all.extend(finish(go, "go"));
+    all.extend(finish(python, "python"));
+
+    let mut per_client = BTreeMap::new();
+    for s in &all {
+        *per_client.entry(s.client).or_insert(0) += 1;
+    }
+    for client in ["component", "go", "python"] {
+        let done = per_client.get(client).copied().unwrap_or(0);
+        assert!(
+            done >= 300,
+            "{client} completed {done} sections: {per_client:?}"
+        );
+    }
+    for key in KEYS {
+        let mut on_key: Vec<&Section> = all.iter().filter(|s| s.key == key).collect();
+        on_key.sort_by_key(|s| s.start);
+        let mut handovers = 0;
+        for pair in on_key.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            assert!(a.start <= a.end, "{a:?}");
+            assert!(a.end < b.start, "{key}: sections overlap: {a:?} and {b:?}");
+            handovers += usize::from(a.client != b.client);
+        }
+        assert!(
+            handovers > 0,
+            "{key}: no client ever handed the key to another"
+        );
+    }
+}
+
+#[test]
+fn all_three_clients_route_a_thousand_keys_to_the_same_server() {
+    let keys: Vec<String> = (0..1000)
+        .map(|i| match i % 4 {
+            0 => format!("key-{i}"),
+            1 => format!("user:{i}:profile"),
+            2 => format!("ключ-{i}"),
+            _ => format!("🔒/{i}/{}", "x".repeat(i % 50)),
+        })
+        .collect();
+    let input = keys.join("\n") + "\n";
+    for n in [3u32, 7] {
+        let mut inst = instance(&[]);
+        let ours: Vec<u32> = keys
+            .iter()
+            .map(|k| {
+                inst.client
+                    .dflockd_client_sharding()
+                    .call_shard_index(&mut inst.store, k, n)
+                    .unwrap()
+                    .unwrap()
+            })
+            .collect();
+        for (name, mut cmd) in [("go", go_client()), ("python", python_client())] {
+            let mut child = cmd
+                .args(["shard", "--n", &n.to_string()])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{name}");
+            let theirs: Vec<u32> = String::from_utf8(out.stdout)
+                .unwrap()
+                .lines()
+                .map(|l| l.parse().unwrap())
+                .collect();
+            assert_eq!(theirs.len(), keys.len(), "{name}");
+            for ((key, a), b) in keys.iter().zip(&ours).zip(&theirs) {
+                assert_eq!(a, b, "{name} routes {key:?} elsewhere (n = {n})");
+            }
+        }
+    }
+}

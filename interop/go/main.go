@@ -1,0 +1,133 @@
+// dflockd-interop: the upstream Go client's side of the cross-client tests.
+//
+//	dflockd-interop contend --server HOST:PORT --keys a,b,c --workers W --rounds N
+//	    prints "ready", waits for a line on stdin, then each of W workers takes
+//	    the keys in turn N times with client.Lock (acquire, a short hold,
+//	    release) and finally prints one line per critical section:
+//	    "<key> <start_ns> <end_ns>" on CLOCK_MONOTONIC, the clock the Rust and
+//	    Python sides read too, so the test can compare sections across processes.
+//	dflockd-interop shard --n N
+//	    reads keys from stdin, one per line, and prints client.CRC32Shard(key, N).
+//
+// Built by `cargo xtask setup` against the same dflockd source as the server.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/mtingers/dflockd/client"
+)
+
+// monoNs reads CLOCK_MONOTONIC (Linux), comparable across processes.
+func monoNs() int64 {
+	var ts syscall.Timespec
+	const clockMonotonic = 1
+	_, _, errno := syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockMonotonic, uintptr(unsafe.Pointer(&ts)), 0)
+	if errno != 0 {
+		fail("clock_gettime: %v", errno)
+	}
+	return ts.Nano()
+}
+
+func fail(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "dflockd-interop: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+type section struct {
+	key        string
+	start, end int64
+}
+
+func contend(args []string) {
+	fs := flag.NewFlagSet("contend", flag.ExitOnError)
+	server := fs.String("server", "127.0.0.1:6388", "host:port")
+	keys := fs.String("keys", "interop", "comma-separated keys")
+	workers := fs.Int("workers", 2, "concurrent workers")
+	rounds := fs.Int("rounds", 100, "critical sections per worker")
+	holdUs := fs.Int("hold-us", 200, "microseconds held per section")
+	fs.Parse(args)
+	keyList := strings.Split(*keys, ",")
+
+	fmt.Println("ready")
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		fail("waiting for the start line: %v", err)
+	}
+
+	results := make([][]section, *workers)
+	errs := make(chan error, *workers)
+	var wg sync.WaitGroup
+	for w := 0; w < *workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < *rounds; i++ {
+				key := keyList[(w+i)%len(keyList)]
+				lock := &client.Lock{Key: key, Servers: []string{*server}, AcquireTimeout: 60 * time.Second, LeaseTTL: 10}
+				ok, err := lock.Acquire(context.Background())
+				if err != nil || !ok {
+					errs <- fmt.Errorf("worker %d acquire %s: ok=%v err=%v", w, key, ok, err)
+					return
+				}
+				start := monoNs()
+				time.Sleep(time.Duration(*holdUs) * time.Microsecond)
+				end := monoNs()
+				if err := lock.Release(context.Background()); err != nil {
+					errs <- fmt.Errorf("worker %d release %s: %v", w, key, err)
+					return
+				}
+				results[w] = append(results[w], section{key, start, end})
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		fail("%v", err)
+	}
+	out := bufio.NewWriter(os.Stdout)
+	for _, sections := range results {
+		for _, s := range sections {
+			fmt.Fprintf(out, "%s %d %d\n", s.key, s.start, s.end)
+		}
+	}
+	out.Flush()
+}
+
+func shard(args []string) {
+	fs := flag.NewFlagSet("shard", flag.ExitOnError)
+	n := fs.Int("n", 3, "number of servers")
+	fs.Parse(args)
+	in := bufio.NewScanner(os.Stdin)
+	out := bufio.NewWriter(os.Stdout)
+	for in.Scan() {
+		fmt.Fprintln(out, client.CRC32Shard(in.Text(), *n))
+	}
+	if err := in.Err(); err != nil {
+		fail("reading keys: %v", err)
+	}
+	out.Flush()
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fail("usage: dflockd-interop contend|shard [flags]")
+	}
+	switch os.Args[1] {
+	case "contend":
+		contend(os.Args[2:])
+	case "shard":
+		shard(os.Args[2:])
+	default:
+		fail("unknown mode %q", os.Args[1])
+	}
+}

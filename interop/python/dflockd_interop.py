@@ -1,0 +1,94 @@
+"""The Python client's side of the cross-client tests (dflockd-client 2.1.1).
+
+    python dflockd_interop.py contend --server HOST:PORT --keys a,b,c --workers W --rounds N
+        prints "ready", waits for a line on stdin, then each of W threads takes
+        the keys in turn N times with SyncDistributedLock (acquire, a short
+        hold, release) and finally prints one line per critical section:
+        "<key> <start_ns> <end_ns>" on CLOCK_MONOTONIC (time.monotonic_ns),
+        the clock the Rust and Go sides read too.
+    python dflockd_interop.py shard --n N
+        reads keys from stdin, one per line, and prints stable_hash_shard(key, N).
+
+Run from the venv that `cargo xtask setup` makes under target/.
+"""
+
+import argparse
+import sys
+import threading
+import time
+
+from dflockd_client import SyncDistributedLock, stable_hash_shard
+
+
+def contend(args: argparse.Namespace) -> int:
+    host, port = args.server.rsplit(":", 1)
+    keys = args.keys.split(",")
+    print("ready", flush=True)
+    if not sys.stdin.readline():
+        print("dflockd_interop: no start line on stdin", file=sys.stderr)
+        return 1
+    results: list[list[tuple[str, int, int]]] = [[] for _ in range(args.workers)]
+    errors: list[str] = []
+
+    def worker(w: int) -> None:
+        locks = {
+            key: SyncDistributedLock(
+                key, servers=[(host, int(port))], acquire_timeout_s=60, lease_ttl_s=10
+            )
+            for key in keys
+        }
+        try:
+            for i in range(args.rounds):
+                lock = locks[keys[(w + i) % len(keys)]]
+                if not lock.acquire():
+                    errors.append(f"worker {w}: acquire {lock.key} timed out")
+                    return
+                start = time.monotonic_ns()
+                time.sleep(args.hold_us / 1e6)
+                end = time.monotonic_ns()
+                if not lock.release():
+                    errors.append(f"worker {w}: release {lock.key} was refused")
+                    return
+                results[w].append((lock.key, start, end))
+        except Exception as e:  # reported through the exit code and stderr
+            errors.append(f"worker {w}: {e!r}")
+        finally:
+            for lock in locks.values():
+                lock.close()
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(args.workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        print("dflockd_interop: " + "; ".join(errors), file=sys.stderr)
+        return 1
+    lines = [f"{k} {s} {e}" for sections in results for (k, s, e) in sections]
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def shard(args: argparse.Namespace) -> int:
+    out = [str(stable_hash_shard(line.rstrip("\n"), args.n)) for line in sys.stdin]
+    sys.stdout.write("\n".join(out) + "\n")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="mode", required=True)
+    c = sub.add_parser("contend")
+    c.add_argument("--server", default="127.0.0.1:6388")
+    c.add_argument("--keys", default="interop")
+    c.add_argument("--workers", type=int, default=2)
+    c.add_argument("--rounds", type=int, default=100)
+    c.add_argument("--hold-us", type=int, default=200)
+    s = sub.add_parser("shard")
+    s.add_argument("--n", type=int, default=3)
+    args = parser.parse_args()
+    return contend(args) if args.mode == "contend" else shard(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
