@@ -9,6 +9,11 @@
 use crate::protocol::Error;
 
 const NS_PER_S: u64 = 1_000_000_000;
+/// The longest gap between renewals, whatever the lease: dflockd drops a
+/// connection that sends nothing for `--read-timeout` (default 23 s), and
+/// with it (by default) every lease the connection holds. Renewing at least
+/// this often keeps a long lease's connection alive.
+pub const MAX_RENEW_INTERVAL_S: u64 = 20;
 
 /// The state of one held lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,8 +123,9 @@ impl Lease {
 
     fn schedule(&mut self, from: u64, lease_s: u64, jitter: u64) {
         let lease_ns = lease_s.saturating_mul(NS_PER_S);
-        // Renew at lease × ratio, minus up to a tenth of that, never later.
-        let interval = (lease_ns as f64 * self.ratio) as u64;
+        // Renew at lease × ratio (at most every MAX_RENEW_INTERVAL_S), minus
+        // up to a tenth of that, never later.
+        let interval = ((lease_ns as f64 * self.ratio) as u64).min(MAX_RENEW_INTERVAL_S * NS_PER_S);
         let early = jitter % (interval / 10 + 1);
         self.expires_at = from.saturating_add(lease_ns);
         self.state = State::Scheduled {
@@ -133,6 +139,16 @@ mod tests {
     use super::*;
 
     const S: u64 = NS_PER_S;
+
+    #[test]
+    fn a_long_lease_renews_before_the_servers_idle_timeout() {
+        let lease = Lease::new(0, 300, 0.5, 0);
+        assert_eq!(lease.poll_deadline(), Some(MAX_RENEW_INTERVAL_S * S));
+        assert!(
+            MAX_RENEW_INTERVAL_S < 23,
+            "below dflockd's default --read-timeout"
+        );
+    }
 
     #[test]
     fn renews_at_the_ratio_without_jitter() {

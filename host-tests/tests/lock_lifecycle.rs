@@ -303,11 +303,49 @@ fn a_dead_server_is_reported_as_a_lost_lease() {
         lost[0].reason
     );
     assert!(!lock.is_held(&mut inst));
+    let driver = inst.client.dflockd_client_driver();
+    assert!(
+        driver.call_drive(&mut inst.store).unwrap().is_empty(),
+        "the driver reports a loss once"
+    );
     assert!(
         matches!(lock.release(&mut inst), Err(Error::LockLost(_))),
         "the next call is told"
     );
     assert_eq!(lock.release(&mut inst), Ok(false), "and only once");
+}
+
+#[test]
+fn a_lease_that_lapsed_unrenewed_is_lost_at_the_next_renew() {
+    // Nothing drives this instance between calls, so nothing renews: the
+    // 1 s lease lapses on the server, which then refuses the renewal (v1.10.0
+    // answers a plain `error`).
+    let server = dflockd(&[]);
+    let mut inst = instance(&[server.addr]);
+    let lock = Lock::open(&mut inst, "lapsed", &opts_with(server.addr, 5, Some(1)));
+    assert_eq!(lock.acquire(&mut inst), Ok(true));
+    let mut observer = host_tests::connect(server.addr);
+    host_tests::eventually("the server ends the lease", Duration::from_secs(10), || {
+        let stats = observer.stats().unwrap();
+        stats.locks.iter().all(|l| l.key != "lapsed").then_some(())
+    });
+    assert!(
+        matches!(lock.renew(&mut inst), Err(Error::LockLost(_))),
+        "the renewal is refused"
+    );
+    assert!(!lock.is_held(&mut inst));
+    let lost = inst
+        .client
+        .dflockd_client_driver()
+        .call_drive(&mut inst.store)
+        .unwrap();
+    assert_eq!(lost.len(), 1, "reported to the driver once");
+    assert_eq!(lost[0].key, "lapsed");
+    assert_eq!(
+        lock.release(&mut inst),
+        Ok(false),
+        "nothing left to release"
+    );
 }
 
 #[test]

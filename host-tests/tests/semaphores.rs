@@ -116,4 +116,12 @@ fn locks_and_semaphores_share_one_key_space_on_v1_10() {
     let _held = lock.acquire().unwrap().expect("granted");
     let sem = semaphore_on(server.addr, "both", 2).build().unwrap();
     assert_eq!(sem.acquire().err(), Some(Error::LimitMismatch));
+    let one = semaphore_on(server.addr, "both", 1)
+        .acquire_timeout_s(0)
+        .build()
+        .unwrap();
+    assert!(
+        one.acquire().unwrap().is_none(),
+        "a semaphore of limit 1 is the lock itself: held"
+    );
 }

@@ -389,14 +389,29 @@ impl Session {
         }
     }
 
+    /// Reports a loss once: the session is idle afterwards.
+    fn take_loss(&mut self) -> Option<Error> {
+        match std::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Lost(e) => Some(e),
+            other => {
+                self.phase = other;
+                None
+            }
+        }
+    }
+
     /// `n`/`sn` now; returns the remaining seconds.
     pub fn renew(&mut self) -> Result<u64, Error> {
-        match &self.phase {
-            Phase::Held { .. } => {}
-            Phase::Lost(e) => return Err(e.clone()),
-            Phase::Idle | Phase::Enqueued => return Err(invalid("renew needs a held lock")),
+        if let Some(lost) = self.take_loss() {
+            return Err(lost);
         }
-        self.settle()?;
+        if !matches!(self.phase, Phase::Held { .. }) {
+            return Err(invalid("renew needs a held lock"));
+        }
+        if let Err(lost) = self.settle() {
+            self.phase = Phase::Idle;
+            return Err(lost);
+        }
         let Phase::Held { grant, lease } = &mut self.phase else {
             return Err(invalid("renew needs a held lock"));
         };
@@ -411,9 +426,9 @@ impl Session {
         let reply = Self::exchange(&mut self.conn, s, &request, 0, decode_renew);
         let remaining = reply.clone();
         self.handle_renew_reply(reply);
-        match &self.phase {
-            Phase::Lost(e) => Err(e.clone()),
-            _ => remaining,
+        match self.take_loss() {
+            Some(lost) => Err(lost),
+            None => remaining,
         }
     }
 

@@ -2,7 +2,9 @@ use std::num::NonZeroU32;
 
 use super::{Error, MAX_AUTH_TOKEN, MAX_LINE, MAX_SECONDS};
 
-/// The namespace a key lives in: locks and semaphores are separate.
+/// The command family a request uses: lock commands (`l r n e w`) or
+/// semaphore commands (`sl sr sn se sw`). dflockd 2.x keeps their keys
+/// apart; 1.x (v1.10.0) has one key space, a lock being a semaphore of limit 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Space {
     /// Exclusive locks (`l r n e w`).
