@@ -70,7 +70,7 @@ fn install_server(dest: &Path, source: Option<&Path>) -> Step {
         eprintln!("dflockd: using DFLOCKD_BIN={}", bin.display());
         if !reports_version(&bin) && !go_build_info_has_version(&bin) {
             return Err(format!(
-                "DFLOCKD_BIN={} is not dflockd {} (`--version` and `go version -m` disagree)",
+                "DFLOCKD_BIN={} is not dflockd {} (neither `--version` nor `go version -m` says so)",
                 bin.display(),
                 version()
             ));
@@ -129,7 +129,13 @@ fn build_interop(dest: &Path, source: Option<&Path>) -> Step {
     } else {
         cmd.env("GOWORK", "off").env("GOFLAGS", "-mod=mod");
     }
-    run(&mut cmd)
+    run(&mut cmd).map_err(|e| {
+        format!(
+            "{e}; the Go interop client needs the upstream client package: point DFLOCKD_SRC \
+             at a dflockd {} source tree",
+            version()
+        )
+    })
 }
 
 fn go() -> Result<PathBuf, String> {
