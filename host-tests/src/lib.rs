@@ -102,6 +102,21 @@ pub fn connect(addr: SocketAddr) -> dflockd_host::Connection {
         .unwrap_or_else(|e| panic!("connect to {addr}: {e}"))
 }
 
+/// Runs `f` on another thread and returns its answer; panics if there is
+/// none within `limit`: a guard against hangs, far above any documented
+/// bound, not a measurement.
+pub fn within<T: Send + 'static>(
+    limit: std::time::Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("no answer within {limit:?}: a hang"))
+}
+
 /// Asks `probe` again (every 20 ms) until it answers `Some`, for at most
 /// `within`: for server-side events that have no notification, such as a
 /// lease ending. Panics with `what` when time runs out.

@@ -5,16 +5,17 @@
 //! log line of the host (every `tracing` event is captured here).
 
 use std::io::Write;
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dflockd_host::Error;
 use host_tests::server::dflockd;
-use host_tests::{lock_on, runtime, semaphore_on};
+use host_tests::{lock_on, runtime, semaphore_on, within};
 
 const TOKEN: &str = "s3cret-Auth-T0ken-4f1c";
 const WRONG: &str = "wrong-Auth-T0ken-9e2b";
+/// Far above the documented bound for a refused token (the connect timeout).
+const HANG: Duration = Duration::from_secs(30);
 
 /// Every log line the host writes, at every level.
 #[derive(Clone, Default)]
@@ -28,15 +29,6 @@ impl Write for Captured {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-/// Runs `f` on another thread; panics if it has not answered in 30 s
-/// (a hang), which is far above the documented bound (connect timeout).
-fn bounded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || tx.send(f()).unwrap());
-    rx.recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| panic!("{what}: no answer in 30 s"))
 }
 
 #[test]
@@ -68,7 +60,7 @@ fn right_token_works_wrong_and_missing_are_auth_and_no_token_leaks() {
     assert!(conn.stats().unwrap().connections >= 2);
 
     for token in [Some(WRONG), None] {
-        let outcome = bounded("acquire", move || {
+        let outcome = within(HANG, move || {
             let mut b = lock_on(addr, "auth").acquire_timeout_s(1);
             if let Some(t) = token {
                 b = b.auth_token(t);
@@ -77,7 +69,7 @@ fn right_token_works_wrong_and_missing_are_auth_and_no_token_leaks() {
         });
         assert_eq!(outcome, Err(Error::Auth), "token {token:?}");
         errors.push(outcome.unwrap_err());
-        let outcome = bounded("connect", move || {
+        let outcome = within(HANG, move || {
             runtime()
                 .connect(&addr.ip().to_string(), addr.port(), token)
                 .and_then(|mut c| c.stats())

@@ -9,15 +9,7 @@ use std::time::Duration;
 
 use dflockd_host::Error;
 use host_tests::server::dflockd;
-use host_tests::{connect, eventually, lock_on};
-
-/// Runs `f` on another thread; panics if it has not answered in `limit`.
-fn bounded<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || tx.send(f()).unwrap());
-    rx.recv_timeout(limit)
-        .unwrap_or_else(|_| panic!("no answer within {limit:?}: a hang"))
-}
+use host_tests::{connect, eventually, lock_on, within};
 
 #[test]
 fn a_killed_server_is_one_loss_reported_to_on_lost_is_held_and_the_next_call() {
@@ -69,7 +61,7 @@ fn a_frozen_server_is_a_typed_timeout_and_the_object_works_after() {
     server.pause();
     // Documented bound: the acquire timeout plus the 10 s reply grace.
     let frozen = lock.clone();
-    let outcome = bounded(Duration::from_secs(25), move || {
+    let outcome = within(Duration::from_secs(25), move || {
         frozen.acquire().map(|g| g.is_some())
     });
     assert_eq!(outcome, Err(Error::Timeout));
@@ -128,4 +120,36 @@ fn close_without_auto_release_keeps_the_lease_until_it_ends() {
         },
     );
     assert_eq!(waiter.join().unwrap(), Ok(Some(Ok(true))));
+}
+
+#[test]
+fn a_waiter_sees_a_killed_server_as_a_connection_error_and_works_after_a_restart() {
+    let mut server = dflockd(&[]);
+    let holder = lock_on(server.addr, "waited").build().unwrap();
+    let _held = holder.acquire().unwrap().expect("granted");
+    let waiter = std::sync::Arc::new(
+        lock_on(server.addr, "waited")
+            .acquire_timeout_s(30)
+            .build()
+            .unwrap(),
+    );
+    let blocked = waiter.clone();
+    let (tx, outcome) = mpsc::channel();
+    std::thread::spawn(move || tx.send(blocked.acquire().map(|g| g.is_some())).unwrap());
+    let mut conn = connect(server.addr);
+    eventually("the waiter queues", Duration::from_secs(10), || {
+        let stats = conn.stats().unwrap();
+        let key = stats.locks.iter().find(|l| l.key == "waited")?;
+        (key.waiters == 1).then_some(())
+    });
+    server.restart();
+    let seen = outcome
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the blocked acquire ends when the server dies");
+    assert!(matches!(seen, Err(Error::Connection(_))), "{seen:?}");
+    let guard = waiter
+        .acquire()
+        .unwrap()
+        .expect("the restarted server has forgotten the old holder");
+    assert_eq!(guard.release(), Ok(true));
 }

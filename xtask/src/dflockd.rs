@@ -81,8 +81,10 @@ fn install_server(dest: &Path, source: Option<&Path>) -> Step {
     let go = go()?;
     if let Some(src) = source {
         eprintln!("dflockd: building {} from {}", version(), src.display());
+        // GOWORK=off: a go.work in a parent folder must not capture the build.
         run(Command::new(&go)
             .current_dir(src)
+            .env("GOWORK", "off")
             .args(["build", "-ldflags", &ldflags, "-o"])
             .arg(dest)
             .arg("./cmd/dflockd"))?;
@@ -91,6 +93,7 @@ fn install_server(dest: &Path, source: Option<&Path>) -> Step {
         let gobin = dest.parent().unwrap_or(dest);
         run(Command::new(&go)
             .env("GOBIN", gobin)
+            .env("GOWORK", "off")
             .args(["install", "-ldflags", &ldflags])
             .arg(format!("{MODULE}/cmd/dflockd@{}", version())))
         .map_err(|e| {

@@ -9,10 +9,10 @@ use std::process::Command;
 use crate::{root, run, Step};
 
 /// The pinned client; keep in step with `interop/python`.
-pub const CLIENT: &str = "dflockd-client==2.1.1";
+const CLIENT: &str = "dflockd-client==2.1.1";
 
-/// The venv's interpreter, which the tests run.
-pub fn venv() -> PathBuf {
+/// The venv (the tests run its `bin/python`).
+fn venv() -> PathBuf {
     root().join("target/dflockd-client-py")
 }
 
@@ -53,14 +53,8 @@ fn find_python() -> Result<PathBuf, String> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".pyenv")));
     if let Some(versions) = pyenv_root.map(|r| r.join("versions")) {
-        let mut found: Vec<PathBuf> = std::fs::read_dir(&versions)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path().join("bin/python3"))
-            .collect();
-        found.sort_by(|a, b| b.cmp(a));
-        candidates.extend(found);
+        let found = std::fs::read_dir(&versions).into_iter().flatten().flatten();
+        candidates.extend(found.map(|e| e.path().join("bin/python3")));
     }
     candidates
         .into_iter()
