@@ -14,7 +14,10 @@ const NS_PER_S: u64 = 1_000_000_000;
 /// with it (by default) every lease the connection holds. Renewing at least
 /// this often keeps a long lease's connection alive.
 pub const MAX_RENEW_INTERVAL_S: u64 = 20;
-const _: () = assert!(MAX_RENEW_INTERVAL_S < 23, "below dflockd's default --read-timeout");
+const _: () = assert!(
+    MAX_RENEW_INTERVAL_S < 23,
+    "below dflockd's default --read-timeout"
+);
 
 /// The state of one held lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
