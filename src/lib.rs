@@ -3,7 +3,8 @@
 //! The crate has two halves:
 //! - a pure core, compiled everywhere and unit-tested natively: [`protocol`]
 //!   (validators, encoders, decoders), [`lease`] (renewal scheduling on a
-//!   caller-supplied clock), [`fence`] and [`shard`];
+//!   caller-supplied clock), [`fence`], [`shard`], [`settings`] and [`tls`]
+//!   (rustls, sans-IO);
 //! - the component glue (`wasm32` only): transport over `wasi:sockets`, the
 //!   reactor over `wasi:io/poll`, and the resources exported through `wit/`.
 #![deny(unsafe_code)]
@@ -14,6 +15,7 @@ pub mod lease;
 pub mod protocol;
 pub mod settings;
 pub mod shard;
+pub mod tls;
 
 #[cfg(target_arch = "wasm32")]
 mod component;

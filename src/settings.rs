@@ -6,6 +6,7 @@ use std::num::NonZeroU32;
 
 use crate::protocol::{check_auth_token, check_key, check_lease, check_seconds};
 use crate::protocol::{Error, Kind, MAX_LINE};
+use crate::tls::{TlsOptions, TlsSettings};
 
 /// The server used when the list is empty.
 pub const DEFAULT_SERVER: (&str, u16) = ("127.0.0.1", 6388);
@@ -35,6 +36,8 @@ pub struct ConnectSettings {
     pub timeout_ms: u64,
     /// Auth token, checked. Never printed: see the `Debug` impl.
     pub auth_token: Option<String>,
+    /// TLS, checked and ready; `None` for plain TCP.
+    pub tls: Option<TlsSettings>,
 }
 
 impl std::fmt::Debug for ConnectSettings {
@@ -45,23 +48,19 @@ impl std::fmt::Debug for ConnectSettings {
                 "auth_token",
                 &self.auth_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("tls", &self.tls)
             .finish()
     }
 }
 
 impl ConnectSettings {
-    /// Applies defaults and checks. `tls` is whether TLS was asked for,
-    /// which this build cannot do yet.
+    /// Applies defaults and checks; parses the TLS trust roots and
+    /// certificates (`invalid-argument` when malformed).
     pub fn new(
         timeout_ms: Option<u64>,
         auth_token: Option<String>,
-        tls: bool,
+        tls: Option<TlsOptions>,
     ) -> Result<Self, Error> {
-        if tls {
-            return Err(Error::Tls(
-                "TLS is not available in this build of the component yet".into(),
-            ));
-        }
         let timeout_ms = timeout_ms.unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS);
         if timeout_ms == 0 {
             return Err(invalid("connect timeout must be above 0 ms"));
@@ -72,6 +71,7 @@ impl ConnectSettings {
         Ok(Self {
             timeout_ms,
             auth_token,
+            tls: tls.map(TlsSettings::new).transpose()?,
         })
     }
 }
@@ -106,8 +106,8 @@ pub struct RawOptions {
     pub connect_timeout_ms: Option<u64>,
     /// Auth token.
     pub auth_token: Option<String>,
-    /// Whether TLS was asked for.
-    pub tls: bool,
+    /// TLS, if asked for.
+    pub tls: Option<TlsOptions>,
     /// Acquire timeout.
     pub acquire_timeout_s: Option<u64>,
     /// Lease TTL.
@@ -347,16 +347,20 @@ mod tests {
     }
 
     #[test]
-    fn tls_is_refused_until_supported_and_tokens_are_not_printed() {
+    fn a_bad_ca_pem_is_an_invalid_argument_and_tokens_are_not_printed() {
         let tls = Settings::new(
             "k",
             None,
             RawOptions {
-                tls: true,
+                tls: Some(TlsOptions {
+                    trust: crate::tls::Trust::Pem("not a certificate".into()),
+                    server_name: None,
+                    client_cert: None,
+                }),
                 ..Default::default()
             },
         );
-        assert!(matches!(tls, Err(Error::Tls(_))));
+        assert!(matches!(tls, Err(Error::InvalidArgument(_))), "{tls:?}");
         let s = Settings::new(
             "k",
             Some(3),

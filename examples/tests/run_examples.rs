@@ -17,6 +17,7 @@ fn run(example: &str, servers: &[&Server], env: &[(&str, &str)]) -> String {
         "semaphore" => env!("CARGO_BIN_EXE_semaphore"),
         "auth" => env!("CARGO_BIN_EXE_auth"),
         "stats" => env!("CARGO_BIN_EXE_stats"),
+        "tls" => env!("CARGO_BIN_EXE_tls"),
         other => panic!("no example {other}"),
     };
     let out = Command::new(exe)
@@ -162,6 +163,26 @@ fn stats_prints_the_server_tables() {
         out.contains("locks: []") && out.contains("semaphores: []"),
         "{out}"
     );
+}
+
+#[test]
+fn tls_with_auth_against_a_server_with_a_throwaway_ca() {
+    let pki = host_tests::certs::Pki::new("example-ca");
+    let ca = std::env::temp_dir().join(format!("dflockd-example-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let server =
+        host_tests::server::dflockd_tls(&pki.localhost(), &["--auth-token", "example-secret"]);
+    let out = run(
+        "tls",
+        &[&server],
+        &[
+            ("DFLOCKD_TLS_CA", ca.to_str().unwrap()),
+            ("DFLOCKD_AUTH_TOKEN", "example-secret"),
+        ],
+    );
+    std::fs::remove_file(&ca).unwrap();
+    assert!(out.contains("acquired over TLS: token "), "{out}");
+    assert!(out.contains("released = true"), "{out}");
 }
 
 /// CRC-32 (IEEE), bit by bit: an independent check of the routing formula.

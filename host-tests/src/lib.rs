@@ -8,11 +8,12 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 pub use dflockd_host::raw::{
-    Client, ConnectOptions, EnqueueStatus, Enqueued, Error, Instance, LeaseLost, Options, Server,
-    TlsOptions, Trust,
+    Client, ClientCert, ConnectOptions, EnqueueStatus, Enqueued, Error, Instance, LeaseLost,
+    Options, Server, TlsOptions, Trust,
 };
 use dflockd_host::{Builder, Counting, Exclusive, Runtime};
 
+pub mod certs;
 pub mod interop;
 pub mod server;
 pub mod standin;

@@ -44,6 +44,17 @@ pub fn dflockd(flags: &[&str]) -> Server {
     dflockd_on(free_port(), flags)
 }
 
+/// Starts dflockd serving TLS with `cert`, plus `flags`, on a free port.
+pub fn dflockd_tls(cert: &crate::certs::ServerCert, flags: &[&str]) -> Server {
+    let tls = cert.flags();
+    let all: Vec<&str> = tls
+        .iter()
+        .map(String::as_str)
+        .chain(flags.iter().copied())
+        .collect();
+    dflockd(&all)
+}
+
 /// Starts dflockd on 127.0.0.1:`port`; returns once it listens.
 pub fn dflockd_on(port: u16, flags: &[&str]) -> Server {
     let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();

@@ -205,18 +205,47 @@ fn fencing_through_the_component() {
 }
 
 #[test]
-fn tls_is_refused_with_a_typed_error_until_supported() {
-    let addr = closed_port();
+fn bad_tls_material_is_an_invalid_argument_and_nothing_connects() {
+    let listener = quiet_listener();
+    let addr = listener.local_addr().unwrap();
     let mut inst = instance(&[addr]);
-    let mut opts = options(addr);
-    opts.connect.tls = Some(host_tests::TlsOptions {
-        trust: host_tests::Trust::MozillaRoots,
+    let tls = |trust, client_cert| host_tests::TlsOptions {
+        trust,
         server_name: None,
-    });
-    assert!(matches!(
-        open_lock(&mut inst, "k", &opts),
-        Err(Error::Tls(_))
-    ));
+        client_cert,
+    };
+    let pem = |text: &str| host_tests::Trust::Pem(text.into());
+    let bad = [
+        tls(pem("not a certificate"), None),
+        tls(
+            pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+            None,
+        ),
+        tls(
+            host_tests::Trust::MozillaRoots,
+            Some(host_tests::ClientCert {
+                cert_chain_pem: "no chain".into(),
+                private_key_pem: "PRIVATE-KEY-TEXT".into(),
+            }),
+        ),
+    ];
+    for tls in bad {
+        let mut opts = options(addr);
+        opts.connect.tls = Some(tls);
+        match open_lock(&mut inst, "k", &opts) {
+            Err(Error::InvalidArgument(why)) => assert!(!why.contains("PRIVATE-KEY"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let conns = inst.client.dflockd_client_connection().connection();
+        let opened = conns
+            .call_open(&mut inst.store, &server_of(addr), &opts.connect)
+            .unwrap();
+        assert!(
+            matches!(opened, Err(Error::InvalidArgument(_))),
+            "{opened:?}"
+        );
+    }
+    assert_nobody_connected(&listener);
 }
 
 #[test]

@@ -23,6 +23,17 @@ impl Runtime {
         port: u16,
         auth_token: Option<&str>,
     ) -> Result<Connection, Error> {
+        self.connect_with(host, port, auth_token, None)
+    }
+
+    /// [`connect`](Self::connect), over TLS when `tls` is set.
+    pub fn connect_with(
+        &self,
+        host: &str,
+        port: u16,
+        auth_token: Option<&str>,
+        tls: Option<&crate::Tls>,
+    ) -> Result<Connection, Error> {
         let allowed: Vec<_> = (host, port)
             .to_socket_addrs()
             .map_err(|e| Error::Connection(format!("resolving {host}: {e}")))?
@@ -35,7 +46,7 @@ impl Runtime {
         let opts = raw::ConnectOptions {
             connect_timeout_ms: None,
             auth_token: auth_token.map(Into::into),
-            tls: None,
+            tls: tls.map(crate::Tls::to_wit),
         };
         let conns = inst.client.dflockd_client_connection().connection();
         let handle = flat(conns.call_open(&mut inst.store, &server, &opts))?;

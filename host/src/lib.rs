@@ -36,6 +36,7 @@ pub mod raw;
 #[allow(missing_docs)]
 pub mod raw_async;
 mod runtime;
+mod tls;
 
 pub use connection::Connection;
 pub use error::Error;
@@ -44,3 +45,4 @@ pub use lock::{
 };
 pub use raw::{Enqueued, Grant, Stats};
 pub use runtime::{default_component_path, AsyncInstance, Runtime, RuntimeBuilder};
+pub use tls::Tls;

@@ -158,6 +158,12 @@ impl<K> Builder<K> {
         self
     }
 
+    /// TLS to the server (see [`Tls`](crate::Tls)); default: plain TCP.
+    pub fn tls(mut self, tls: crate::Tls) -> Self {
+        self.opts.connect.tls = Some(tls.to_wit());
+        self
+    }
+
     /// Custom sharding: `f(key, server_count)` picks the server index.
     pub fn shard_with(mut self, f: impl Fn(&str, usize) -> usize + Send + Sync + 'static) -> Self {
         self.shard = Some(Arc::new(f));

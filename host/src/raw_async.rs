@@ -11,7 +11,7 @@ wasmtime::component::bindgen!({
 
 pub use exports::dflockd::client::driver::LeaseLost;
 pub use exports::dflockd::client::types::{
-    ConnectOptions, EnqueueStatus, Error, Options, Server, TlsOptions, Trust,
+    ClientCert, ConnectOptions, EnqueueStatus, Error, Options, Server, TlsOptions, Trust,
 };
 
 impl From<crate::raw::Options> for Options {
@@ -22,6 +22,10 @@ impl From<crate::raw::Options> for Options {
                 crate::raw::Trust::Pem(pem) => Trust::Pem(pem),
             },
             server_name: t.server_name,
+            client_cert: t.client_cert.map(|c| ClientCert {
+                cert_chain_pem: c.cert_chain_pem,
+                private_key_pem: c.private_key_pem,
+            }),
         });
         Options {
             servers: o

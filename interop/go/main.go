@@ -8,6 +8,11 @@
 //	    Python sides read too, so the test can compare sections across processes.
 //	dflockd-interop shard --n N
 //	    reads keys from stdin, one per line, and prints client.CRC32Shard(key, N).
+//	dflockd-interop tlscost --server HOST:PORT --ca FILE --rounds N
+//	    the Go client's TLS costs, for comparison with the component's: the
+//	    median of N client.DialTLS calls (TCP connect + full handshake, no
+//	    session resumption) and of N acquire+release round trips on one TLS
+//	    connection, in microseconds.
 //
 // Built by `cargo xtask setup` against the same dflockd source as the server.
 package main
@@ -15,9 +20,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
+	"net"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -118,6 +127,59 @@ func shard(args []string) {
 	out.Flush()
 }
 
+func medianUs(samples []time.Duration) float64 {
+	sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
+	return float64(samples[len(samples)/2].Nanoseconds()) / 1e3
+}
+
+func tlscost(args []string) {
+	fs := flag.NewFlagSet("tlscost", flag.ExitOnError)
+	server := fs.String("server", "127.0.0.1:6388", "host:port")
+	caFile := fs.String("ca", "", "PEM file of the CA that signed the server")
+	rounds := fs.Int("rounds", 200, "samples of each")
+	fs.Parse(args)
+	pem, err := os.ReadFile(*caFile)
+	if err != nil {
+		fail("reading the CA: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		fail("no certificate in %s", *caFile)
+	}
+	host, _, err := net.SplitHostPort(*server)
+	if err != nil {
+		fail("server: %v", err)
+	}
+	cfg := &tls.Config{RootCAs: pool, ServerName: host}
+	var dials, trips []time.Duration
+	for i := 0; i < *rounds; i++ {
+		start := time.Now()
+		c, err := client.DialTLS(*server, cfg)
+		if err != nil {
+			fail("DialTLS: %v", err)
+		}
+		dials = append(dials, time.Since(start))
+		c.Close()
+	}
+	c, err := client.DialTLS(*server, cfg)
+	if err != nil {
+		fail("DialTLS: %v", err)
+	}
+	defer c.Close()
+	for i := 0; i < *rounds; i++ {
+		start := time.Now()
+		token, _, err := client.Acquire(c, "tlscost", 10*time.Second)
+		if err != nil {
+			fail("acquire: %v", err)
+		}
+		if err := client.Release(c, "tlscost", token); err != nil {
+			fail("release: %v", err)
+		}
+		trips = append(trips, time.Since(start))
+	}
+	fmt.Printf("handshake_p50_us %.0f\nroundtrip_p50_us %.0f\n", medianUs(dials), medianUs(trips))
+}
+
 func main() {
 	if len(os.Args) < 2 {
 		fail("usage: dflockd-interop contend|shard [flags]")
@@ -127,6 +189,8 @@ func main() {
 		contend(os.Args[2:])
 	case "shard":
 		shard(os.Args[2:])
+	case "tlscost":
+		tlscost(os.Args[2:])
 	default:
 		fail("unknown mode %q", os.Args[1])
 	}

@@ -4,6 +4,7 @@ use super::api::{connection as wc, driver, types as wt};
 use super::session::LeaseLost;
 use crate::protocol::{stats, Enqueued, Error, Grant};
 use crate::settings::{ConnectSettings, RawOptions, Server};
+use crate::tls::{ClientCert, TlsOptions, Trust};
 
 impl From<Error> for wt::Error {
     fn from(e: Error) -> Self {
@@ -43,7 +44,7 @@ impl From<wt::Options> for RawOptions {
             servers: o.servers.into_iter().map(Into::into).collect(),
             connect_timeout_ms: o.connect.connect_timeout_ms,
             auth_token: o.connect.auth_token,
-            tls: o.connect.tls.is_some(),
+            tls: o.connect.tls.map(Into::into),
             acquire_timeout_s: o.acquire_timeout_s,
             lease_ttl_s: o.lease_ttl_s,
             renew_ratio: o.renew_ratio,
@@ -53,7 +54,23 @@ impl From<wt::Options> for RawOptions {
 }
 
 pub fn connect_settings(o: wt::ConnectOptions) -> Result<ConnectSettings, Error> {
-    ConnectSettings::new(o.connect_timeout_ms, o.auth_token, o.tls.is_some())
+    ConnectSettings::new(o.connect_timeout_ms, o.auth_token, o.tls.map(Into::into))
+}
+
+impl From<wt::TlsOptions> for TlsOptions {
+    fn from(t: wt::TlsOptions) -> Self {
+        TlsOptions {
+            trust: match t.trust {
+                wt::Trust::MozillaRoots => Trust::MozillaRoots,
+                wt::Trust::Pem(pem) => Trust::Pem(pem),
+            },
+            server_name: t.server_name,
+            client_cert: t.client_cert.map(|c| ClientCert {
+                chain_pem: c.cert_chain_pem,
+                key_pem: c.private_key_pem,
+            }),
+        }
+    }
 }
 
 impl From<Grant> for wt::Grant {

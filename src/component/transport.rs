@@ -1,5 +1,7 @@
-//! One TCP connection over `wasi:sockets`: connect with a deadline, write a
-//! request, collect a reply line without blocking.
+//! One TCP connection over `wasi:sockets`, optionally with TLS over it
+//! ([`crate::tls`] turns plaintext into records; this module moves the
+//! bytes): connect and handshake with a deadline, write a request, collect a
+//! reply line without blocking.
 //!
 //! A connection that failed (I/O error, protocol violation, client-side
 //! timeout) is closed at once and stays failed: every later call returns the
@@ -17,10 +19,13 @@ use wasip2::sockets::{instance_network, ip_name_lookup, tcp_create_socket};
 
 use super::clock;
 use crate::protocol::{Error, LineReader, Request, MAX_REPLY};
-use crate::settings::{ConnectSettings, Server};
+use crate::settings::{ConnectSettings, Server, REPLY_GRACE_MS};
+use crate::tls::{Incoming, TlsSession};
 
-/// The open streams. Field order is drop order: streams before their socket.
+/// The open streams, and the TLS session over them. Field order is drop
+/// order: streams before their socket.
 struct Open {
+    tls: Option<TlsSession>,
     input: InputStream,
     output: OutputStream,
     _socket: TcpSocket,
@@ -30,10 +35,13 @@ struct Open {
 pub struct Conn {
     open: Result<Open, Error>,
     reader: LineReader,
+    /// Whether a whole reply line has arrived yet (to explain an early close).
+    replied: bool,
 }
 
 impl Conn {
-    /// Resolves, connects and (with a token) authenticates before `deadline`.
+    /// Resolves, connects, does the TLS handshake and (with a token)
+    /// authenticates, all before one deadline.
     pub fn connect(server: &Server, settings: &ConnectSettings) -> Result<Self, Error> {
         let deadline = clock::after_ms(settings.timeout_ms);
         let network = instance_network::instance_network();
@@ -45,7 +53,11 @@ impl Conn {
                     let mut conn = Conn {
                         open: Ok(open),
                         reader: LineReader::new(MAX_REPLY),
+                        replied: false,
                     };
+                    if let Some(tls) = &settings.tls {
+                        conn.handshake(tls.session(&server.host)?, deadline)?;
+                    }
                     if let Some(token) = &settings.auth_token {
                         let line = conn.round_trip(&Request::Auth { token }, deadline)?;
                         crate::protocol::reply::decode_ok(
@@ -63,9 +75,57 @@ impl Conn {
         Err(last)
     }
 
+    /// Runs the TLS handshake to its end, running the reactor while it
+    /// waits; every failure is `tls` naming the reason.
+    fn handshake(&mut self, session: TlsSession, deadline: u64) -> Result<(), Error> {
+        if let Ok(open) = self.open.as_mut() {
+            open.tls = Some(session);
+        }
+        let result = (|| loop {
+            let open = self.open.as_mut().map_err(|e| e.clone())?;
+            let Some(tls) = open.tls.as_mut() else {
+                return Ok(());
+            };
+            let out = tls.take_outgoing();
+            let handshaking = tls.is_handshaking();
+            write_all(&open.output, &out, deadline)?;
+            if !handshaking {
+                return Ok(());
+            }
+            if self.read_available()? == 0 {
+                if clock::now() >= deadline {
+                    return Err(Error::Timeout);
+                }
+                super::reactor::wait(self.readable().as_ref(), deadline);
+            }
+        })();
+        result.map_err(|e| {
+            let e = match e {
+                Error::Timeout => {
+                    Error::Tls("no TLS answer within the connect timeout (a plain server?)".into())
+                }
+                Error::Connection(why) => Error::Tls(format!(
+                    "the connection ended during the TLS handshake ({why}): a plain server, \
+                     or one that wants a client certificate?"
+                )),
+                other => other,
+            };
+            self.fail(e)
+        })
+    }
+
     /// Closes the connection; later calls fail with `reason`.
     pub fn fail(&mut self, reason: Error) -> Error {
-        if self.open.is_ok() {
+        if let Ok(open) = self.open.as_mut() {
+            // Best effort: the alert rustls queued tells the server why.
+            if let Some(tls) = open.tls.as_mut() {
+                let alert = tls.take_outgoing();
+                if let Ok(permit) = open.output.check_write() {
+                    let n = alert.len().min(usize::try_from(permit).unwrap_or(0));
+                    let _ = open.output.write(&alert[..n]);
+                    let _ = open.output.flush();
+                }
+            }
             self.open = Err(reason.clone());
         }
         reason
@@ -79,48 +139,71 @@ impl Conn {
         error
     }
 
-    /// Validates and writes one request, waiting for buffer space until `deadline`.
+    /// Validates and writes one request (encrypted under TLS), waiting for
+    /// buffer space until `deadline`.
     pub fn send(&mut self, request: &Request, deadline: u64) -> Result<(), Error> {
         let mut frame = Vec::new();
         request.encode(&mut frame)?;
-        self.write_all(&frame, deadline)
-            .map_err(|e| self.fail_if(e))
-    }
-
-    fn write_all(&mut self, mut bytes: &[u8], deadline: u64) -> Result<(), Error> {
-        let open = self.open.as_ref().map_err(Clone::clone)?;
-        while !bytes.is_empty() {
-            let permit = open.output.check_write().map_err(stream_error)?;
-            if permit == 0 {
-                wait_for(&open.output.subscribe(), deadline)?;
-                continue;
-            }
-            let n = bytes
-                .len()
-                .min(usize::try_from(permit).unwrap_or(usize::MAX));
-            open.output.write(&bytes[..n]).map_err(stream_error)?;
-            bytes = &bytes[n..];
-        }
-        open.output.flush().map_err(stream_error)
+        let written = self.open.as_mut().map_err(|e| e.clone()).and_then(|open| {
+            let bytes = match open.tls.as_mut() {
+                None => frame,
+                Some(tls) => {
+                    tls.write_plain(&frame)?;
+                    tls.take_outgoing()
+                }
+            };
+            write_all(&open.output, &bytes, deadline)
+        });
+        written.map_err(|e| self.fail_if(e))
     }
 
     /// Reads what has arrived, without blocking; the reply line once complete.
     pub fn poll_line(&mut self) -> Result<Option<String>, Error> {
         let result = self.read_available();
-        result
-            .and_then(|()| self.reader.take_line())
-            .map_err(|e| self.fail_if(e))
+        let line = result
+            .and_then(|_| self.reader.take_line())
+            .map_err(|e| self.fail_if(e))?;
+        self.replied |= line.is_some();
+        Ok(line)
     }
 
-    fn read_available(&mut self) -> Result<(), Error> {
-        let open = self.open.as_ref().map_err(Clone::clone)?;
+    /// Moves what the socket has into the line reader (decrypting under
+    /// TLS); returns how many bytes the socket gave.
+    fn read_available(&mut self) -> Result<usize, Error> {
+        let Conn {
+            open,
+            reader,
+            replied,
+        } = self;
+        let open = open.as_mut().map_err(|e| e.clone())?;
+        let mut total = 0;
         loop {
-            match open.input.read(64 * 1024) {
-                Ok(bytes) if bytes.is_empty() => return Ok(()),
-                Ok(bytes) => self.reader.push(&bytes),
+            let bytes = match open.input.read(64 * 1024) {
+                Ok(bytes) if bytes.is_empty() => break,
+                Ok(bytes) => bytes,
+                Err(StreamError::Closed) => return Err(closed(*replied, open.tls.is_some())),
                 Err(e) => return Err(stream_error(e)),
+            };
+            total += bytes.len();
+            let Some(tls) = open.tls.as_mut() else {
+                reader.push(&bytes);
+                continue;
+            };
+            let mut plain = Vec::new();
+            let incoming = tls.handle_incoming(&bytes, &mut plain);
+            reader.push(&plain);
+            if incoming? == Incoming::Closed {
+                return Err(Error::Connection(
+                    "the server closed the TLS session".into(),
+                ));
             }
         }
+        // TLS may owe the server records now (alerts, key updates).
+        if let Some(tls) = open.tls.as_mut() {
+            let out = tls.take_outgoing();
+            write_all(&open.output, &out, clock::after_ms(REPLY_GRACE_MS))?;
+        }
+        Ok(total)
     }
 
     /// Whether this connection, idle between requests, can carry the next
@@ -162,6 +245,40 @@ impl Conn {
             super::reactor::wait(self.readable().as_ref(), deadline);
         }
     }
+}
+
+/// Writes all of `bytes`, waiting (running the reactor) for buffer space
+/// until `deadline`.
+fn write_all(output: &OutputStream, mut bytes: &[u8], deadline: u64) -> Result<(), Error> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    while !bytes.is_empty() {
+        let permit = output.check_write().map_err(stream_error)?;
+        if permit == 0 {
+            wait_for(&output.subscribe(), deadline)?;
+            continue;
+        }
+        let n = bytes
+            .len()
+            .min(usize::try_from(permit).unwrap_or(usize::MAX));
+        output.write(&bytes[..n]).map_err(stream_error)?;
+        bytes = &bytes[n..];
+    }
+    output.flush().map_err(stream_error)
+}
+
+/// The server closed the connection: before its first reply on a plain
+/// connection that is most often a TLS server or a full one; say so.
+fn closed(replied: bool, tls: bool) -> Error {
+    if replied || tls {
+        return Error::Connection("the server closed the connection".into());
+    }
+    Error::Connection(
+        "the server closed the connection before its first reply: a TLS server (set tls), \
+         or one at its --max-connections?"
+            .into(),
+    )
 }
 
 fn stream_error(e: StreamError) -> Error {
@@ -236,6 +353,7 @@ fn connect_one(network: &Network, ip: IpAddr, port: u16, deadline: u64) -> Resul
         match socket.finish_connect() {
             Ok((input, output)) => {
                 return Ok(Open {
+                    tls: None,
                     input,
                     output,
                     _socket: socket,

@@ -11,7 +11,7 @@ mod python;
 
 const TARGET: &str = "wasm32-wasip2";
 const USAGE: &str = "usage: cargo xtask <build|demo|test|lint|setup>
-  setup  install what the tests need if missing: the wasm32-wasip2 target, dflockd
+  setup  install what the tests need if missing: the wasm32-wasip2 target, clang, dflockd
          (DFLOCKD_BIN, DFLOCKD_SRC, ../shared/dflockd, or go install), the Go
          interop client, and the Python client in a venv
   build  build the release component and print its size
@@ -64,8 +64,40 @@ pub(crate) fn run(cmd: &mut Command) -> Step {
 
 fn setup() -> Step {
     setup_target()?;
+    setup_clang()?;
     dflockd::setup()?;
     python::setup()
+}
+
+/// ring (rustls' crypto) compiles C for wasm32 and needs clang for that.
+/// As root with apt-get (CI, a fresh machine) it is installed; otherwise
+/// the exact command is given.
+fn setup_clang() -> Step {
+    let works = |cmd: &str| {
+        Command::new(cmd)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if works("clang") {
+        return Ok(());
+    }
+    const INSTALL: &str = "apt-get update && apt-get install -y clang";
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    if !root || !works("apt-get") {
+        return Err(format!(
+            "clang is needed to build ring (TLS) for {TARGET}: run `{INSTALL}` (Debian) or install clang"
+        ));
+    }
+    eprintln!("clang is missing: {INSTALL}");
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "clang"])
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+    .map_err(|e| format!("{e}; install clang yourself: {INSTALL}"))
 }
 
 /// Installs the wasm target when rustup is there and the target is not.

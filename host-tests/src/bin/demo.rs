@@ -97,7 +97,14 @@ fn run_examples(server: SocketAddr) -> wasmtime::Result<()> {
     let secret = "demo-secret";
     let guarded = host_tests::server::dflockd(&["--auth-token", secret]);
     let guarded_addr = guarded.addr.to_string();
-    let runs: [(&str, String, Env); 9] = [
+    // The TLS example: a server with a certificate from a throwaway CA.
+    let pki = host_tests::certs::Pki::new("demo-ca");
+    let ca_file = std::env::temp_dir().join(format!("dflockd-demo-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, &pki.ca_pem).map_err(wasmtime::Error::msg)?;
+    let ca_path = ca_file.display().to_string();
+    let tls = host_tests::server::dflockd_tls(&pki.localhost(), &["--auth-token", secret]);
+    let tls_addr = tls.addr.to_string();
+    let runs: [(&str, String, Env); 10] = [
         (
             "hold",
             "hold a lock with auto-renewal (2 s lease, held 4.5 s)".into(),
@@ -126,6 +133,15 @@ fn run_examples(server: SocketAddr) -> wasmtime::Result<()> {
             &[],
         ),
         ("fencing", "fencing tokens".into(), &[]),
+        (
+            "tls",
+            format!("TLS and auth, against a server on {tls_addr} with a throwaway CA"),
+            &[
+                ("DFLOCKD_SERVERS", &tls_addr),
+                ("DFLOCKD_TLS_CA", &ca_path),
+                ("DFLOCKD_AUTH_TOKEN", secret),
+            ],
+        ),
     ];
     for (name, title, env) in runs {
         println!("\n== example {name}: {title}");
@@ -136,6 +152,9 @@ fn run_examples(server: SocketAddr) -> wasmtime::Result<()> {
             .output()
             .map_err(|e| wasmtime::Error::msg(format!("running {name}: {e}")))?;
         print!("{}", String::from_utf8_lossy(&out.stdout));
+        if name == "tls" {
+            let _ = std::fs::remove_file(&ca_file);
+        }
         if !out.status.success() {
             eprint!("{}", String::from_utf8_lossy(&out.stderr));
             return Err(wasmtime::Error::msg(format!(
