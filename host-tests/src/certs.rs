@@ -4,7 +4,10 @@
 
 use std::path::PathBuf;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
 
 /// A CA, and a server certificate with its key on disk.
 pub struct Pki {
@@ -78,6 +81,18 @@ impl Pki {
         std::fs::write(&files.cert, cert.pem()).expect("write the certificate");
         std::fs::write(&files.key, key.serialize_pem()).expect("write the key");
         files
+    }
+
+    /// A client certificate chain and its key (both PEM), for mutual TLS.
+    pub fn client_cert(&self, name: &str) -> (String, String) {
+        let key = KeyPair::generate().expect("client key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("client certificate");
+        (cert.pem(), key.serialize_pem())
     }
 
     /// A valid server certificate for `127.0.0.1` and `localhost`.

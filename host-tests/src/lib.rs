@@ -9,12 +9,13 @@ use std::sync::OnceLock;
 
 pub use dflockd_host::raw::{
     Client, ClientCert, ConnectOptions, EnqueueStatus, Enqueued, Error, Instance, LeaseLost,
-    Options, Server, TlsOptions, Trust,
+    Options, Server, TlsOptions,
 };
 use dflockd_host::{Builder, Counting, Exclusive, Runtime};
 
 pub mod certs;
 pub mod interop;
+pub mod mtls;
 pub mod server;
 pub mod standin;
 

@@ -209,12 +209,12 @@ fn bad_tls_material_is_an_invalid_argument_and_nothing_connects() {
     let listener = quiet_listener();
     let addr = listener.local_addr().unwrap();
     let mut inst = instance(&[addr]);
-    let tls = |trust, client_cert| host_tests::TlsOptions {
-        trust,
+    let tls = |ca_pem, client_cert| host_tests::TlsOptions {
+        ca_pem,
         server_name: None,
         client_cert,
     };
-    let pem = |text: &str| host_tests::Trust::Pem(text.into());
+    let pem = |text: &str| Some(text.to_string());
     let bad = [
         tls(pem("not a certificate"), None),
         tls(
@@ -222,7 +222,7 @@ fn bad_tls_material_is_an_invalid_argument_and_nothing_connects() {
             None,
         ),
         tls(
-            host_tests::Trust::MozillaRoots,
+            None,
             Some(host_tests::ClientCert {
                 cert_chain_pem: "no chain".into(),
                 private_key_pem: "PRIVATE-KEY-TEXT".into(),

@@ -233,3 +233,83 @@ fn a_bad_ca_pem_is_refused_before_any_connection() {
         assert!(matches!(built, Err(Error::InvalidArgument(_))), "{pem:?}");
     }
 }
+
+#[test]
+fn a_client_certificate_passes_a_mutual_tls_proxy_in_front_of_dflockd() {
+    let pki = Pki::new("ca");
+    let server = dflockd(&[]);
+    let proxy = host_tests::mtls::start(&pki.localhost(), &pki.ca_pem, server.addr);
+    let trust = Tls::ca_pem(pki.ca_pem.clone());
+    let why = tls_error(acquire(proxy.addr, trust.clone()));
+    assert!(
+        why.contains("refused the TLS session: alert CertificateRequired"),
+        "{why}"
+    );
+    let (chain, key) = pki.client_cert("a client");
+    assert_eq!(
+        acquire(
+            proxy.addr,
+            trust.clone().client_cert(chain.clone(), key.clone())
+        ),
+        Ok(true)
+    );
+    let stranger = Pki::new("stranger");
+    let (wrong_chain, wrong_key) = stranger.client_cert("an intruder");
+    let why = tls_error(acquire(
+        proxy.addr,
+        trust.client_cert(wrong_chain, wrong_key),
+    ));
+    assert!(
+        why.contains("refused the TLS session: alert UnknownCA"),
+        "{why}"
+    );
+}
+
+#[test]
+fn renewals_go_on_while_a_tls_handshake_waits() {
+    use host_tests::standin::{self, Fault};
+    use host_tests::{instance, options, server_of, ConnectOptions, Options, TlsOptions};
+    let pki = Pki::new("ca");
+    let server = dflockd(&[]);
+    let silent = standin::start(Fault::Silent);
+    let mut inst = instance(&[server.addr, silent.addr]);
+    let locks = inst.client.dflockd_client_locks().lock();
+    let opts = Options {
+        lease_ttl_s: Some(2),
+        ..options(server.addr)
+    };
+    let held = locks
+        .call_open(&mut inst.store, "hs", &opts)
+        .unwrap()
+        .unwrap();
+    assert_eq!(locks.call_acquire(&mut inst.store, held).unwrap(), Ok(true));
+    // A TLS connect to a peer that never answers keeps this instance busy
+    // for 6 s = 3 lease lengths; its reactor must renew "hs" meanwhile.
+    let connect = ConnectOptions {
+        connect_timeout_ms: Some(6_000),
+        auth_token: None,
+        tls: Some(TlsOptions {
+            ca_pem: Some(pki.ca_pem.clone()),
+            server_name: None,
+            client_cert: None,
+        }),
+    };
+    let conns = inst.client.dflockd_client_connection().connection();
+    let outcome = conns
+        .call_open(&mut inst.store, &server_of(silent.addr), &connect)
+        .unwrap();
+    assert!(
+        matches!(outcome, Err(host_tests::Error::Tls(_))),
+        "{outcome:?}"
+    );
+    assert!(locks.call_is_held(&mut inst.store, held).unwrap());
+    let rival = lock_on(server.addr, "hs")
+        .acquire_timeout_s(0)
+        .build()
+        .unwrap();
+    assert!(
+        rival.acquire().unwrap().is_none(),
+        "still held after 3 lease lengths"
+    );
+    assert_eq!(locks.call_release(&mut inst.store, held).unwrap(), Ok(true));
+}

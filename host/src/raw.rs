@@ -19,7 +19,7 @@ wasmtime::component::bindgen!({
 pub use exports::dflockd::client::connection::{Enqueued, Stats};
 pub use exports::dflockd::client::driver::LeaseLost;
 pub use exports::dflockd::client::types::{
-    ClientCert, ConnectOptions, EnqueueStatus, Error, Grant, Options, Server, TlsOptions, Trust,
+    ClientCert, ConnectOptions, EnqueueStatus, Error, Grant, Options, Server, TlsOptions,
 };
 
 /// Per-instance host state: the WASI context and its resource table.

@@ -11,16 +11,13 @@ wasmtime::component::bindgen!({
 
 pub use exports::dflockd::client::driver::LeaseLost;
 pub use exports::dflockd::client::types::{
-    ClientCert, ConnectOptions, EnqueueStatus, Error, Options, Server, TlsOptions, Trust,
+    ClientCert, ConnectOptions, EnqueueStatus, Error, Options, Server, TlsOptions,
 };
 
 impl From<crate::raw::Options> for Options {
     fn from(o: crate::raw::Options) -> Self {
         let tls = o.connect.tls.map(|t| TlsOptions {
-            trust: match t.trust {
-                crate::raw::Trust::MozillaRoots => Trust::MozillaRoots,
-                crate::raw::Trust::Pem(pem) => Trust::Pem(pem),
-            },
+            ca_pem: t.ca_pem,
             server_name: t.server_name,
             client_cert: t.client_cert.map(|c| ClientCert {
                 cert_chain_pem: c.cert_chain_pem,

@@ -61,10 +61,7 @@ impl Tls {
 
     pub(crate) fn to_wit(&self) -> raw::TlsOptions {
         raw::TlsOptions {
-            trust: match &self.ca_pem {
-                None => raw::Trust::MozillaRoots,
-                Some(pem) => raw::Trust::Pem(pem.clone()),
-            },
+            ca_pem: self.ca_pem.clone(),
             server_name: self.server_name.clone(),
             client_cert: self
                 .client_cert

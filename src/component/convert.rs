@@ -60,10 +60,7 @@ pub fn connect_settings(o: wt::ConnectOptions) -> Result<ConnectSettings, Error>
 impl From<wt::TlsOptions> for TlsOptions {
     fn from(t: wt::TlsOptions) -> Self {
         TlsOptions {
-            trust: match t.trust {
-                wt::Trust::MozillaRoots => Trust::MozillaRoots,
-                wt::Trust::Pem(pem) => Trust::Pem(pem),
-            },
+            trust: t.ca_pem.map_or(Trust::MozillaRoots, Trust::Pem),
             server_name: t.server_name,
             client_cert: t.client_cert.map(|c| ClientCert {
                 chain_pem: c.cert_chain_pem,
