@@ -93,3 +93,21 @@ fn a_fast_path_grant_that_lapsed_before_wait_is_lease_expired() {
     });
     assert_eq!(conn.wait("lapse", 1).err(), Some(Error::LeaseExpired));
 }
+
+#[test]
+fn a_full_server_closing_a_new_connection_is_a_connection_error() {
+    // v1.10.0 at --max-connections closes new connections without a word,
+    // as a TLS server does to a plain client: the client tells them apart.
+    let server = dflockd(&["--max-connections", "1"]);
+    let holder = lock_on(server.addr, "full").build().unwrap();
+    let _held = holder
+        .acquire()
+        .unwrap()
+        .expect("granted on the one connection");
+    let refused = lock_on(server.addr, "other").build().unwrap();
+    let outcome = refused.acquire().map(|g| g.is_some());
+    match outcome {
+        Err(Error::Connection(why)) => assert!(why.contains("before its first reply"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -8,6 +8,10 @@
         the clock the Rust and Go sides read too.
     python dflockd_interop.py shard --n N
         reads keys from stdin, one per line, and prints stable_hash_shard(key, N).
+    python dflockd_interop.py bench --server HOST:PORT --workers W --rounds N --api low|lock
+        acquire+release N times in each of W threads, each on its own key and
+        connection, with the low-level functions (`low`) or SyncDistributedLock
+        (`lock`); prints "ops <n> wall_s <s> p50_ms <ms> p99_ms <ms>".
 
 Run from the venv that `cargo xtask setup` makes under target/.
 """
@@ -18,6 +22,7 @@ import threading
 import time
 
 from dflockd_client import SyncDistributedLock, stable_hash_shard
+from dflockd_client import _sync as low
 
 
 def contend(args: argparse.Namespace) -> int:
@@ -75,6 +80,58 @@ def shard(args: argparse.Namespace) -> int:
     return 0
 
 
+def bench(args: argparse.Namespace) -> int:
+    host, port = args.server.rsplit(":", 1)
+    latencies: list[list[int]] = [[] for _ in range(args.workers)]
+    errors: list[str] = []
+    start_line = threading.Barrier(args.workers + 1)
+
+    def worker(w: int) -> None:
+        key = f"bench-py-{w}"
+        try:
+            if args.api == "low":
+                conn = low.open_conn(host, int(port), ssl_context=None, connect_timeout_s=10)
+                start_line.wait()
+                for _ in range(args.rounds):
+                    t0 = time.perf_counter_ns()
+                    token, _ = low.acquire(conn, key, 30)
+                    low.release(conn, key, token)
+                    latencies[w].append(time.perf_counter_ns() - t0)
+                conn.close()
+            else:
+                lock = SyncDistributedLock(key, servers=[(host, int(port))], acquire_timeout_s=30)
+                start_line.wait()
+                for _ in range(args.rounds):
+                    t0 = time.perf_counter_ns()
+                    if not lock.acquire():
+                        raise RuntimeError("acquire timed out")
+                    lock.release()
+                    latencies[w].append(time.perf_counter_ns() - t0)
+                lock.close()
+        except Exception as e:  # reported through the exit code
+            errors.append(f"worker {w}: {e!r}")
+            start_line.abort()
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(args.workers)]
+    for t in threads:
+        t.start()
+    try:
+        start_line.wait()
+    except threading.BrokenBarrierError:
+        pass
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    if errors:
+        print("dflockd_interop: " + "; ".join(errors), file=sys.stderr)
+        return 1
+    all_ns = sorted(ns for per in latencies for ns in per)
+    p = lambda q: all_ns[min(len(all_ns) - 1, int(q * (len(all_ns) - 1)))] / 1e6
+    print(f"ops {len(all_ns)} wall_s {wall:.6f} p50_ms {p(0.5):.4f} p99_ms {p(0.99):.4f}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -86,8 +143,13 @@ def main() -> int:
     c.add_argument("--hold-us", type=int, default=200)
     s = sub.add_parser("shard")
     s.add_argument("--n", type=int, default=3)
+    b = sub.add_parser("bench")
+    b.add_argument("--server", default="127.0.0.1:6388")
+    b.add_argument("--workers", type=int, default=1)
+    b.add_argument("--rounds", type=int, default=1000)
+    b.add_argument("--api", choices=["low", "lock"], default="low")
     args = parser.parse_args()
-    return contend(args) if args.mode == "contend" else shard(args)
+    return {"contend": contend, "shard": shard, "bench": bench}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ use wasip2::sockets::{instance_network, ip_name_lookup, tcp_create_socket};
 use super::clock;
 use crate::protocol::{Error, LineReader, Request, MAX_REPLY};
 use crate::settings::{ConnectSettings, Server, REPLY_GRACE_MS};
-use crate::tls::{Incoming, TlsSession};
+use crate::tls::{Incoming, TlsOptions, TlsSession, TlsSettings, Trust};
 
 /// The open streams, and the TLS session over them. Field order is drop
 /// order: streams before their socket.
@@ -37,6 +37,8 @@ pub struct Conn {
     reader: LineReader,
     /// Whether a whole reply line has arrived yet (to explain an early close).
     replied: bool,
+    /// The address connected to, for [`Conn::explain_early_close`].
+    peer: (IpAddr, u16),
 }
 
 impl Conn {
@@ -54,6 +56,7 @@ impl Conn {
                         open: Ok(open),
                         reader: LineReader::new(MAX_REPLY),
                         replied: false,
+                        peer: (ip, server.port),
                     };
                     if let Some(tls) = &settings.tls {
                         conn.handshake(tls.session(&server.host)?, deadline)?;
@@ -170,18 +173,13 @@ impl Conn {
     /// Moves what the socket has into the line reader (decrypting under
     /// TLS); returns how many bytes the socket gave.
     fn read_available(&mut self) -> Result<usize, Error> {
-        let Conn {
-            open,
-            reader,
-            replied,
-        } = self;
+        let Conn { open, reader, .. } = self;
         let open = open.as_mut().map_err(|e| e.clone())?;
         let mut total = 0;
         loop {
             let bytes = match open.input.read(64 * 1024) {
                 Ok(bytes) if bytes.is_empty() => break,
                 Ok(bytes) => bytes,
-                Err(StreamError::Closed) => return Err(closed(*replied, open.tls.is_some())),
                 Err(e) => return Err(stream_error(e)),
             };
             total += bytes.len();
@@ -236,8 +234,10 @@ impl Conn {
     /// Blocks until the reply line, running the reactor; times out at `deadline`.
     pub fn wait_line(&mut self, deadline: u64) -> Result<String, Error> {
         loop {
-            if let Some(line) = self.poll_line()? {
-                return Ok(line);
+            match self.poll_line() {
+                Ok(Some(line)) => return Ok(line),
+                Ok(None) => {}
+                Err(e) => return Err(self.explain_early_close(e, deadline)),
             }
             if clock::now() >= deadline {
                 return Err(self.fail(Error::Timeout));
@@ -245,6 +245,70 @@ impl Conn {
             super::reactor::wait(self.readable().as_ref(), deadline);
         }
     }
+}
+
+impl Conn {
+    /// A plain connection the server closed before its first reply: a TLS
+    /// server does that (it closes without a word when the first bytes are
+    /// no TLS record), and so does one at its `--max-connections`. To tell
+    /// them apart, one more connection offers a TLS ClientHello: a TLS
+    /// record back means the server speaks TLS, which is then the error.
+    fn explain_early_close(&mut self, error: Error, deadline: u64) -> Error {
+        let plain = self.open.as_ref().map_or(true, |open| open.tls.is_none());
+        if self.replied || !plain || !matches!(error, Error::Connection(_)) {
+            return error;
+        }
+        let probe_until = deadline.min(clock::after_ms(TLS_PROBE_MS));
+        if speaks_tls(self.peer, probe_until) {
+            return self.fail(Error::Tls(
+                "the server speaks TLS: set tls in the connect options".into(),
+            ));
+        }
+        let Error::Connection(why) = error else {
+            return error;
+        };
+        Error::Connection(format!(
+            "the server closed the connection before its first reply ({why}); it does not \
+             speak TLS either: is it at its --max-connections?"
+        ))
+    }
+}
+
+/// How long the TLS probe of [`Conn::explain_early_close`] may take.
+const TLS_PROBE_MS: u64 = 2_000;
+
+/// Whether the server at `peer` answers a ClientHello with a TLS record.
+fn speaks_tls(peer: (IpAddr, u16), deadline: u64) -> bool {
+    let network = instance_network::instance_network();
+    let Ok(open) = connect_one(&network, peer.0, peer.1, deadline) else {
+        return false;
+    };
+    let hello = TlsSettings::new(TlsOptions {
+        trust: Trust::MozillaRoots,
+        server_name: None,
+        client_cert: None,
+    })
+    .and_then(|settings| settings.session("probe.invalid"))
+    .map(|mut session| session.take_outgoing());
+    let Ok(hello) = hello else { return false };
+    if write_all(&open.output, &hello, deadline).is_err() {
+        return false;
+    }
+    let mut head = Vec::new();
+    while head.len() < 2 {
+        match open.input.read(2) {
+            Ok(bytes) if bytes.is_empty() => {
+                if clock::now() >= deadline {
+                    return false;
+                }
+                super::reactor::wait(Some(&open.input.subscribe()), deadline);
+            }
+            Ok(bytes) => head.extend_from_slice(&bytes),
+            Err(_) => return false,
+        }
+    }
+    // A TLS record header: handshake (22) or alert (21), version 3.x.
+    matches!(head[..2], [21 | 22, 3])
 }
 
 /// Writes all of `bytes`, waiting (running the reactor) for buffer space
@@ -266,19 +330,6 @@ fn write_all(output: &OutputStream, mut bytes: &[u8], deadline: u64) -> Result<(
         bytes = &bytes[n..];
     }
     output.flush().map_err(stream_error)
-}
-
-/// The server closed the connection: before its first reply on a plain
-/// connection that is most often a TLS server or a full one; say so.
-fn closed(replied: bool, tls: bool) -> Error {
-    if replied || tls {
-        return Error::Connection("the server closed the connection".into());
-    }
-    Error::Connection(
-        "the server closed the connection before its first reply: a TLS server (set tls), \
-         or one at its --max-connections?"
-            .into(),
-    )
 }
 
 fn stream_error(e: StreamError) -> Error {

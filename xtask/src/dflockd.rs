@@ -29,9 +29,13 @@ pub fn setup() -> Step {
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let server = dir.join("dflockd");
     let interop = dir.join("dflockd-interop");
+    let bench = dir.join("dflockd-bench");
     let source = source()?;
     if !reports_version(&server) {
         install_server(&server, source.as_deref())?;
+    }
+    if !bench.exists() {
+        install_go_bench(&bench, source.as_deref())?;
     }
     if !interop.exists() || newer(&root().join("interop/go/main.go"), &interop) {
         build_interop(&interop, source.as_deref())?;
@@ -107,6 +111,29 @@ fn install_server(dest: &Path, source: Option<&Path>) -> Step {
         Ok(())
     } else {
         Err(format!("{} does not report {}", dest.display(), version()))
+    }
+}
+
+/// The upstream benchmark (`cmd/bench`, on the Go client), for `cargo xtask bench`.
+fn install_go_bench(dest: &Path, source: Option<&Path>) -> Step {
+    let go = go()?;
+    match source {
+        Some(src) => run(Command::new(&go)
+            .current_dir(src)
+            .env("GOWORK", "off")
+            .args(["build", "-o"])
+            .arg(dest)
+            .arg("./cmd/bench")),
+        None => {
+            let gobin = std::env::temp_dir().join(format!("dflockd-gobin-{}", std::process::id()));
+            run(Command::new(&go)
+                .env("GOBIN", &gobin)
+                .env("GOWORK", "off")
+                .arg("install")
+                .arg(format!("{MODULE}/cmd/bench@{}", version())))?;
+            std::fs::rename(gobin.join("bench"), dest)
+                .map_err(|e| format!("{}: {e}", dest.display()))
+        }
     }
 }
 

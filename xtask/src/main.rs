@@ -10,13 +10,15 @@ mod dflockd;
 mod python;
 
 const TARGET: &str = "wasm32-wasip2";
-const USAGE: &str = "usage: cargo xtask <build|demo|test|lint|setup>
+const USAGE: &str = "usage: cargo xtask <build|demo|test|bench|lint|setup>
   setup  install what the tests need if missing: the wasm32-wasip2 target, clang, dflockd
          (DFLOCKD_BIN, DFLOCKD_SRC, ../shared/dflockd, or go install), the Go
          interop client, and the Python client in a venv
   build  build the release component and print its size
   demo   build, load it in wasmtime and show it working (the README's main command)
   test   unit tests, the component build, and the host tests in wasmtime
+  bench  [--quick] the component beside the Go and Python clients and a raw socket
+         (release builds); writes BENCHMARKS.md (--quick: target/bench-quick/)
   lint   cargo fmt --check and cargo clippy -D warnings (native and wasm32)";
 
 fn main() {
@@ -26,6 +28,7 @@ fn main() {
         "build" => setup().and_then(|()| build()).map(drop),
         "demo" => setup().and_then(|()| build()).and_then(|_| demo()),
         "test" => setup().and_then(|()| test()),
+        "bench" => setup().and_then(|()| build()).and_then(|_| bench()),
         "lint" => setup().and_then(|()| lint()),
         _ => Err(USAGE.to_string()),
     };
@@ -166,6 +169,16 @@ fn test() -> Step {
         "-p",
         "dflockd-examples",
     ]))
+}
+
+fn bench() -> Step {
+    let quick = std::env::args().skip(2).any(|a| a == "--quick");
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "--quiet", "-p", "dflockd-bench", "--"]);
+    if quick {
+        cmd.arg("--quick");
+    }
+    run(&mut cmd)
 }
 
 fn lint() -> Step {

@@ -1,0 +1,153 @@
+//! `cargo xtask bench [--quick]`: the component beside the upstream Go
+//! client, the Python client and a raw socket, in one run against one
+//! dflockd it starts itself; writes BENCHMARKS.md and its chart.
+//!
+//! `--quick` (seconds; CI's smoke test) writes to `target/bench-quick/`
+//! instead of the repository. The child modes `startup ADDR` and
+//! `scale blocking|async N ADDR` measure in a process of their own.
+
+mod clients;
+mod report;
+mod scale;
+mod startup;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+
+use clients::{Client, Sample};
+use report::Results;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or_default();
+    let addr = |i: usize| -> SocketAddr { arg(i).parse().expect("a server address") };
+    match arg(0) {
+        "startup" => println!("{}", startup::measure(addr(1)).to_line()),
+        "scale" => {
+            let n: usize = arg(2).parse().expect("a lock count");
+            let held = match arg(1) {
+                "blocking" => scale::blocking(addr(3), n),
+                _ => scale::asynchronous(addr(3), n),
+            };
+            println!("{}", held.to_line());
+        }
+        _ => run(args.iter().any(|a| a == "--quick")),
+    }
+}
+
+fn run(quick: bool) {
+    let server = host_tests::server::dflockd(&["--max-locks", "1000000"]);
+    let workers: Vec<usize> = if quick {
+        vec![1, 10]
+    } else {
+        vec![1, 10, 50, 200]
+    };
+    let repetitions = if quick { 1 } else { 3 };
+    let mut failures = Vec::new();
+    let mut throughput = Vec::new();
+    for client in Client::ALL {
+        let mut per_workers = Vec::new();
+        for &w in &workers {
+            let rounds = if quick {
+                (400 / w).max(20)
+            } else {
+                (12_000 / w).max(100)
+            };
+            let mut runs: Vec<Sample> = Vec::new();
+            for _ in 0..repetitions {
+                match client.run(server.addr, w, rounds) {
+                    Ok(sample) => runs.push(sample),
+                    Err(e) => failures.push(format!("{} at {w} workers: {e}", client.name())),
+                }
+            }
+            runs.sort_by(|a, b| a.throughput().total_cmp(&b.throughput()));
+            let median = runs.get(runs.len() / 2).copied();
+            if let Some(s) = median {
+                eprintln!(
+                    "{:<34} {w:>3} workers: {:>9.0} ops/s  p50 {:.3} ms  p99 {:.3} ms",
+                    client.name(),
+                    s.throughput(),
+                    s.p50_ms,
+                    s.p99_ms
+                );
+            }
+            per_workers.push(median);
+        }
+        throughput.push((client, per_workers));
+    }
+    let startup = match child(&["startup", &server.addr.to_string()]) {
+        Ok(line) => startup::Startup::from_line(&line),
+        Err(e) => {
+            failures.push(format!("start-up: {e}"));
+            None
+        }
+    };
+    let sizes: &[usize] = if quick { &[100] } else { &[100, 1_000, 10_000] };
+    let mut scale = Vec::new();
+    for flavour in ["blocking", "async"] {
+        for &n in sizes {
+            let line = child(&["scale", flavour, &n.to_string(), &server.addr.to_string()]);
+            match line.map(|l| scale::Held::from_line(&l)) {
+                Ok(Some(held)) => scale.push((flavour, held)),
+                Ok(None) => failures.push(format!("{n} {flavour} locks: unreadable result")),
+                Err(e) => failures.push(format!("{n} {flavour} locks: {e}")),
+            }
+        }
+    }
+    let component = host_tests::component_path();
+    let results = Results {
+        quick,
+        workers,
+        throughput,
+        failures,
+        startup,
+        scale,
+        component_bytes: std::fs::metadata(&component).map_or(0, |m| m.len()),
+        repetitions,
+    };
+    let dir = if quick {
+        workspace().join("target/bench-quick")
+    } else {
+        workspace()
+    };
+    let charts = dir.join("benchmarks");
+    std::fs::create_dir_all(&charts).expect("the output folder");
+    report::chart(&results, &charts.join("throughput.svg")).expect("the chart");
+    let md = report::markdown(&results, "benchmarks/throughput.svg");
+    let out = dir.join("BENCHMARKS.md");
+    std::fs::write(&out, md).expect("write BENCHMARKS.md");
+    eprintln!("wrote {}", out.display());
+    if !results.failures.is_empty() {
+        eprintln!("failures: {:#?}", results.failures);
+        std::process::exit(1);
+    }
+}
+
+/// Runs this program in a child mode; its last stdout line, or why it failed
+/// (the line after its panic message).
+fn child(args: &[&str]) -> Result<String, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .args(args)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let mut lines = err.lines();
+        let why = lines
+            .find(|l| l.contains("panicked at"))
+            .and_then(|_| lines.next())
+            .unwrap_or("no panic message");
+        return Err(format!("{} ({why})", out.status));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .map(String::from)
+        .ok_or_else(|| "no output".into())
+}

@@ -1,0 +1,145 @@
+//! Many held locks in one process: memory and threads per lock, the time to
+//! acquire them all, and how many leases are lost while they are held for 3
+//! lease periods. Run in a child process of its own (`scale` mode), so that
+//! the figures are this process's alone.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The lease the held locks ask for; they are held for 3 of them.
+pub const LEASE_S: u64 = 2;
+
+/// What one scale run found.
+#[derive(Debug, Clone, Copy)]
+pub struct Held {
+    /// Locks held at once.
+    pub locks: usize,
+    /// RSS growth per held lock, KiB.
+    pub rss_kib_per_lock: f64,
+    /// OS threads of the process while they are held.
+    pub threads: usize,
+    /// Time to build and acquire all of them.
+    pub acquire_all_s: f64,
+    /// Leases reported lost (on_lost) or not held at the end.
+    pub lost: usize,
+}
+
+impl Held {
+    /// One line for the parent process.
+    pub fn to_line(self) -> String {
+        format!(
+            "locks {} rss_kib_per_lock {:.1} threads {} acquire_all_s {:.3} lost {}",
+            self.locks, self.rss_kib_per_lock, self.threads, self.acquire_all_s, self.lost
+        )
+    }
+
+    /// Parses [`to_line`](Self::to_line).
+    pub fn from_line(line: &str) -> Option<Held> {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let get = |name: &str| -> Option<f64> {
+            let i = words.iter().position(|w| *w == name)?;
+            words.get(i + 1)?.parse().ok()
+        };
+        Some(Held {
+            locks: get("locks")? as usize,
+            rss_kib_per_lock: get("rss_kib_per_lock")?,
+            threads: get("threads")? as usize,
+            acquire_all_s: get("acquire_all_s")?,
+            lost: get("lost")? as usize,
+        })
+    }
+}
+
+/// A field of `/proc/self/status` (`VmRSS` in KiB, `Threads`).
+fn status(field: &str) -> usize {
+    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Holds `n` blocking locks (one object, instance, connection and renewal
+/// thread each, as the host crate has it today).
+pub fn blocking(addr: SocketAddr, n: usize) -> Held {
+    let lost = Arc::new(AtomicUsize::new(0));
+    let rss_before = status("VmRSS");
+    let began = Instant::now();
+    let mut locks = Vec::with_capacity(n);
+    for i in 0..n {
+        let lost = lost.clone();
+        let lock = host_tests::lock_on(addr, &format!("held-{i}"))
+            .lease_ttl_s(LEASE_S)
+            .on_lost(move |_| {
+                lost.fetch_add(1, Ordering::SeqCst);
+            })
+            .build()
+            .expect("build");
+        let guard = lock.acquire().expect("acquire").expect("granted");
+        std::mem::forget(guard); // held until the lock object drops
+        locks.push(lock);
+    }
+    let acquire_all_s = began.elapsed().as_secs_f64();
+    let rss = status("VmRSS").saturating_sub(rss_before);
+    let threads = status("Threads");
+    std::thread::sleep(Duration::from_secs(3 * LEASE_S));
+    let not_held = locks
+        .iter()
+        .filter(|l| !l.is_held().unwrap_or(false))
+        .count();
+    Held {
+        locks: n,
+        rss_kib_per_lock: rss as f64 / n as f64,
+        threads,
+        acquire_all_s,
+        lost: lost.load(Ordering::SeqCst).max(not_held),
+    }
+}
+
+/// Holds `n` async locks on a 2-worker tokio runtime.
+pub fn asynchronous(addr: SocketAddr, n: usize) -> Held {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    rt.block_on(async move {
+        let lost = Arc::new(AtomicUsize::new(0));
+        let rss_before = status("VmRSS");
+        let began = Instant::now();
+        let mut locks = Vec::with_capacity(n);
+        for i in 0..n {
+            let lost = lost.clone();
+            let lock = host_tests::lock_on(addr, &format!("held-async-{i}"))
+                .lease_ttl_s(LEASE_S)
+                .on_lost(move |_| {
+                    lost.fetch_add(1, Ordering::SeqCst);
+                })
+                .build_async()
+                .await
+                .expect("build");
+            let guard = lock.acquire().await.expect("acquire").expect("granted");
+            std::mem::forget(guard);
+            locks.push(lock);
+        }
+        let acquire_all_s = began.elapsed().as_secs_f64();
+        let rss = status("VmRSS").saturating_sub(rss_before);
+        let threads = status("Threads");
+        tokio::time::sleep(Duration::from_secs(3 * LEASE_S)).await;
+        let mut not_held = 0;
+        for lock in &locks {
+            if !lock.is_held().await.unwrap_or(false) {
+                not_held += 1;
+            }
+        }
+        Held {
+            locks: n,
+            rss_kib_per_lock: rss as f64 / n as f64,
+            threads,
+            acquire_all_s,
+            lost: lost.load(Ordering::SeqCst).max(not_held),
+        }
+    })
+}
