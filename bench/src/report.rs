@@ -179,7 +179,7 @@ pub fn markdown(r: &Results, chart: &str) -> String {
         md,
         "Not profiled yet: the `perf` breakdown of the component path (wasmtime-wasi's \
          sockets and its tokio runtime, per-call host overhead, guest copies, syscalls per \
-         operation) is the next step of the benchmark issue.\n"
+         operation) is the next step of the benchmark issue."
     );
     if let Some(s) = r.startup {
         let _ = writeln!(md, "\n## Start-up\n");
