@@ -168,8 +168,7 @@ fn stats_prints_the_server_tables() {
 #[test]
 fn tls_with_auth_against_a_server_with_a_throwaway_ca() {
     let pki = host_tests::certs::Pki::new("example-ca");
-    let ca = std::env::temp_dir().join(format!("dflockd-example-ca-{}.pem", std::process::id()));
-    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    let ca = pki.ca_file();
     let server =
         host_tests::server::dflockd_tls(&pki.localhost(), &["--auth-token", "example-secret"]);
     let out = run(
@@ -180,7 +179,6 @@ fn tls_with_auth_against_a_server_with_a_throwaway_ca() {
             ("DFLOCKD_AUTH_TOKEN", "example-secret"),
         ],
     );
-    std::fs::remove_file(&ca).unwrap();
     assert!(out.contains("acquired over TLS: token "), "{out}");
     assert!(out.contains("released = true"), "{out}");
 }

@@ -83,6 +83,14 @@ impl Pki {
         files
     }
 
+    /// The CA certificate written to a file (in this PKI's folder, removed
+    /// with it), for clients that take a path.
+    pub fn ca_file(&self) -> PathBuf {
+        let path = self.dir.join("ca.pem");
+        std::fs::write(&path, &self.ca_pem).expect("write the CA");
+        path
+    }
+
     /// A client certificate chain and its key (both PEM), for mutual TLS.
     pub fn client_cert(&self, name: &str) -> (String, String) {
         let key = KeyPair::generate().expect("client key");

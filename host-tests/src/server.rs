@@ -6,7 +6,7 @@
 //! the test panics.
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
@@ -41,7 +41,7 @@ pub struct Server {
 /// Starts dflockd on a free loopback port with extra `flags` and returns
 /// once its log says `listening`.
 pub fn dflockd(flags: &[&str]) -> Server {
-    dflockd_on(free_port(), flags)
+    dflockd_on(crate::closed_port().port(), flags)
 }
 
 /// Starts dflockd serving TLS with `cert`, plus `flags`, on a free port.
@@ -135,11 +135,6 @@ impl Server {
         self.child = spawn(self.addr, &self.flags, &self.log);
     }
 
-    /// The server's log so far.
-    pub fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
     fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .arg(format!("-{name}"))
@@ -154,10 +149,4 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// A loopback port nothing listens on right now.
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
 }

@@ -99,9 +99,7 @@ fn run_examples(server: SocketAddr) -> wasmtime::Result<()> {
     let guarded_addr = guarded.addr.to_string();
     // The TLS example: a server with a certificate from a throwaway CA.
     let pki = host_tests::certs::Pki::new("demo-ca");
-    let ca_file = std::env::temp_dir().join(format!("dflockd-demo-ca-{}.pem", std::process::id()));
-    std::fs::write(&ca_file, &pki.ca_pem).map_err(wasmtime::Error::msg)?;
-    let ca_path = ca_file.display().to_string();
+    let ca_path = pki.ca_file().display().to_string();
     let tls = host_tests::server::dflockd_tls(&pki.localhost(), &["--auth-token", secret]);
     let tls_addr = tls.addr.to_string();
     let runs: [(&str, String, Env); 10] = [
@@ -152,9 +150,6 @@ fn run_examples(server: SocketAddr) -> wasmtime::Result<()> {
             .output()
             .map_err(|e| wasmtime::Error::msg(format!("running {name}: {e}")))?;
         print!("{}", String::from_utf8_lossy(&out.stdout));
-        if name == "tls" {
-            let _ = std::fs::remove_file(&ca_file);
-        }
         if !out.status.success() {
             eprint!("{}", String::from_utf8_lossy(&out.stderr));
             return Err(wasmtime::Error::msg(format!(

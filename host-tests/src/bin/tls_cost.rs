@@ -50,8 +50,7 @@ fn main() {
     let pki = Pki::new("cost-ca");
     let tls_server = dflockd_tls(&pki.localhost(), &[]);
     let plain_server = dflockd(&[]);
-    let ca_file = std::env::temp_dir().join(format!("dflockd-cost-ca-{}.pem", std::process::id()));
-    std::fs::write(&ca_file, &pki.ca_pem).expect("write the CA");
+    let ca_file = pki.ca_file();
     let tls = Tls::ca_pem(pki.ca_pem.clone());
     // Warm up: the compile cache, the page cache, the server.
     component(tls_server.addr.port(), Some(&tls));
@@ -65,7 +64,6 @@ fn main() {
         .args(["--rounds", &ROUNDS.to_string()])
         .output()
         .expect("run the Go client");
-    let _ = std::fs::remove_file(&ca_file);
     assert!(
         go.status.success(),
         "{}",
