@@ -45,6 +45,12 @@ pub struct Session {
     settings: Settings,
     conn: Option<Conn>,
     phase: Phase,
+    /// How early (a random draw, made once) this session's grants renew.
+    /// Once per session rather than per grant, so that a later grant never
+    /// renews sooner than an earlier one did: a host's renewal thread then
+    /// sleeps on through acquire/release cycles instead of being woken for
+    /// each (a fresh draw made every other grant's deadline the sooner).
+    jitter: u64,
 }
 
 thread_local! {
@@ -57,6 +63,7 @@ pub fn register(settings: Settings) -> Rc<RefCell<Session>> {
     let session = Rc::new(RefCell::new(Session {
         settings,
         conn: None,
+        jitter: clock::jitter(),
         phase: Phase::Idle,
     }));
     SESSIONS.with_borrow_mut(|all| {
@@ -176,7 +183,7 @@ impl Session {
             clock::now(),
             grant.lease_s,
             self.settings.renew_ratio,
-            clock::jitter(),
+            self.jitter,
         );
         self.phase = Phase::Held { grant, lease };
     }

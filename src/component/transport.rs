@@ -176,24 +176,33 @@ impl Conn {
         let Conn { open, reader, .. } = self;
         let open = open.as_mut().map_err(|e| e.clone())?;
         let mut total = 0;
+        let mut ask = FIRST_READ;
         loop {
-            let bytes = match open.input.read(64 * 1024) {
+            let bytes = match open.input.read(ask) {
                 Ok(bytes) if bytes.is_empty() => break,
                 Ok(bytes) => bytes,
                 Err(e) => return Err(stream_error(e)),
             };
             total += bytes.len();
-            let Some(tls) = open.tls.as_mut() else {
-                reader.push(&bytes);
-                continue;
-            };
-            let mut plain = Vec::new();
-            let incoming = tls.handle_incoming(&bytes, &mut plain);
-            reader.push(&plain);
-            if incoming? == Incoming::Closed {
-                return Err(Error::Connection(
-                    "the server closed the TLS session".into(),
-                ));
+            // Less than asked: the socket is drained for now, and one more
+            // read would only come back empty (a wasted syscall per reply).
+            let drained = (bytes.len() as u64) < ask;
+            ask = BULK_READ;
+            match open.tls.as_mut() {
+                None => reader.push(&bytes),
+                Some(tls) => {
+                    let mut plain = Vec::new();
+                    let incoming = tls.handle_incoming(&bytes, &mut plain);
+                    reader.push(&plain);
+                    if incoming? == Incoming::Closed {
+                        return Err(Error::Connection(
+                            "the server closed the TLS session".into(),
+                        ));
+                    }
+                }
+            }
+            if drained {
+                break;
             }
         }
         // TLS may owe the server records now (alerts, key updates).
@@ -276,6 +285,13 @@ impl Conn {
 
 /// How long the TLS probe of [`Conn::explain_early_close`] may take.
 const TLS_PROBE_MS: u64 = 2_000;
+
+/// The first read of a burst asks for little: wasmtime-wasi zeroes a host
+/// buffer of the size asked on every read (a 64 KiB memset per read was 8 %
+/// of a lock round trip's CPU), and a reply is one line of a few dozen bytes.
+const FIRST_READ: u64 = 4 * 1024;
+/// A read that filled [`FIRST_READ`] is followed by bigger ones (stats, TLS).
+const BULK_READ: u64 = 64 * 1024;
 
 /// Whether the server at `peer` answers a ClientHello with a TLS record.
 fn speaks_tls(peer: (IpAddr, u16), deadline: u64) -> bool {
