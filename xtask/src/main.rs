@@ -14,7 +14,7 @@ const USAGE: &str = "usage: cargo xtask <build|demo|test|bench|lint|setup>
   setup  install what the tests need if missing: the wasm32-wasip2 target, clang, dflockd
          (DFLOCKD_BIN, DFLOCKD_SRC, ../shared/dflockd, or go install), the Go
          interop client, and the Python client in a venv
-  build  build the release component and print its size
+  build  build the component (profile guest: for size) and print its size
   demo   build, load it in wasmtime and show it working (the README's main command)
   test   unit tests, the component build, and the host tests in wasmtime
   bench  [--quick] the component beside the Go and Python clients and a raw socket
@@ -124,11 +124,12 @@ fn setup_target() -> Step {
     })
 }
 
-/// The release component; returns its path.
+/// The release component (profile `guest`: built for size); returns its path.
 fn build() -> Result<PathBuf, String> {
     run(cargo().args([
         "build",
-        "--release",
+        "--profile",
+        "guest",
         "--target",
         TARGET,
         "-p",
@@ -137,7 +138,7 @@ fn build() -> Result<PathBuf, String> {
     let wasm = root()
         .join("target")
         .join(TARGET)
-        .join("release/dflockd_component.wasm");
+        .join("guest/dflockd_component.wasm");
     let size = std::fs::metadata(&wasm)
         .map_err(|e| format!("{}: {e}", wasm.display()))?
         .len();
