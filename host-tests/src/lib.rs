@@ -29,15 +29,18 @@ pub fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         let cache = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/component-cache");
-        Runtime::builder()
-            .cache_dir(cache)
-            .build()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "loading {} failed (build it with `cargo xtask build`): {e}",
-                    component_path().display()
-                )
-            })
+        let builder = Runtime::builder().cache_dir(cache);
+        // For `perf record` of a bench or test: names the compiled functions.
+        let builder = match std::env::var_os("DFLOCKD_PERF_MAP") {
+            Some(_) => builder.perf_map(),
+            None => builder,
+        };
+        builder.build().unwrap_or_else(|e| {
+            panic!(
+                "loading {} failed (build it with `cargo xtask build`): {e}",
+                component_path().display()
+            )
+        })
     })
 }
 

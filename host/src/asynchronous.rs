@@ -14,6 +14,7 @@ use tokio::sync::{Mutex, MutexGuard, Notify};
 use tokio::task::JoinHandle;
 use wasmtime::component::ResourceAny;
 
+use crate::driver::Sleep;
 use crate::error::flat;
 use crate::lock::{allowed_addresses, Builder, LeaseLost, LostCallback, Recipe};
 use crate::raw_async::{self, EnqueueStatus as WitStatus};
@@ -32,6 +33,7 @@ impl<K> Builder<K> {
         let allowed = allowed_addresses(&recipe.servers)?;
         let shared = Arc::new(Shared {
             slot: Mutex::new(None),
+            planned: std::sync::Mutex::new(Sleep::Awake),
             changed: Notify::new(),
             stop: Notify::new(),
             runtime,
@@ -59,6 +61,9 @@ struct Core {
 struct Shared {
     /// `None` after a cancelled call dropped the instance.
     slot: Mutex<Option<Core>>,
+    /// What the renewal task waits for; changed only under `slot`, so that
+    /// a call and the task's plan cannot cross.
+    planned: std::sync::Mutex<Sleep>,
     changed: Notify,
     stop: Notify,
     runtime: Runtime,
@@ -102,6 +107,28 @@ macro_rules! call {
 }
 
 impl Shared {
+    /// What the renewal task waits for.
+    fn planned(&self) -> std::sync::MutexGuard<'_, Sleep> {
+        self.planned.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// After a call (the caller holds the slot): wakes the renewal task
+    /// when it must act sooner than it planned. Waking it after every call
+    /// instead cost each operation a task switch and a second call into
+    /// the instance (BENCHMARKS.md).
+    async fn rearm(&self, core: &mut Core) {
+        let planned = *self.planned();
+        if matches!(planned, Sleep::Awake) {
+            return;
+        }
+        let driver = core.inst.client.dflockd_client_driver();
+        let next = driver.call_next_deadline(&mut core.inst.store).await;
+        if planned.is_sooner(&next) {
+            *self.planned() = Sleep::Awake;
+            self.changed.notify_one();
+        }
+    }
+
     /// The slot, with an instance in it (a fresh one after a cancellation).
     async fn core(&self) -> Result<MutexGuard<'_, Option<Core>>, Error> {
         let mut slot = self.slot.lock().await;
@@ -152,8 +179,8 @@ macro_rules! cancellable {
         let mut armed = Armed { slot: Some(slot) };
         let core = armed.slot.as_mut().and_then(|s| s.as_mut()).ok_or_else(|| Error::Runtime("no instance".into()))?;
         let result = call!($self.shared, core, $method $(, $arg)*);
+        $self.shared.rearm(core).await;
         armed.disarm();
-        $self.shared.changed.notify_one();
         result
     }};
 }
@@ -269,9 +296,10 @@ impl<K> Drop for AsyncGuard<'_, K> {
 /// The renewal task: `next-deadline`, sleep, `drive`, report losses.
 async fn drive(shared: Arc<Shared>) {
     loop {
+        // The plan is written under the slot, where every call rearms.
         let deadline = {
             let mut slot = shared.slot.lock().await;
-            match slot.as_mut() {
+            let deadline = match slot.as_mut() {
                 None => None,
                 Some(core) => {
                     let driver = core.inst.client.dflockd_client_driver();
@@ -282,7 +310,9 @@ async fn drive(shared: Arc<Shared>) {
                         }
                     }
                 }
-            }
+            };
+            *shared.planned() = deadline.map_or(Sleep::Indefinitely, Sleep::Until);
+            deadline
         };
         let Some(deadline) = deadline else {
             tokio::select! {
@@ -296,6 +326,7 @@ async fn drive(shared: Arc<Shared>) {
             _ = shared.changed.notified() => continue,
             _ = shared.stop.notified() => return,
         }
+        *shared.planned() = Sleep::Awake;
         let lost = {
             let mut slot = shared.slot.lock().await;
             let Some(core) = slot.as_mut() else { continue };

@@ -5,13 +5,14 @@ use std::net::ToSocketAddrs;
 use wasmtime::component::ResourceAny;
 
 use crate::error::flat;
-use crate::raw::{self, Enqueued, Grant, Instance, Stats};
+use crate::raw_async::{self as raw, Enqueued, Grant, Stats};
+use crate::runtime::{block_on, BlockingInstance};
 use crate::{Error, Runtime};
 
 /// One connection to one server; see the WIT `connection` resource.
 /// After a timeout, protocol or connection error it stays closed.
 pub struct Connection {
-    inst: Instance,
+    inst: BlockingInstance,
     handle: Option<ResourceAny>,
 }
 
@@ -38,7 +39,7 @@ impl Runtime {
             .to_socket_addrs()
             .map_err(|e| Error::Connection(format!("resolving {host}: {e}")))?
             .collect();
-        let mut inst = self.instance(&allowed)?;
+        let mut inst = self.instance_blocking(&allowed)?;
         let server = raw::Server {
             host: host.into(),
             port,
@@ -46,10 +47,12 @@ impl Runtime {
         let opts = raw::ConnectOptions {
             connect_timeout_ms: None,
             auth_token: auth_token.map(Into::into),
-            tls: tls.map(crate::Tls::to_wit),
+            tls: tls.map(|t| t.to_wit().into()),
         };
-        let conns = inst.client.dflockd_client_connection().connection();
-        let handle = flat(conns.call_open(&mut inst.store, &server, &opts))?;
+        let handle = flat(block_on!(&mut inst, |i| async {
+            let conns = i.client.dflockd_client_connection().connection();
+            conns.call_open(&mut i.store, &server, &opts).await
+        }))?;
         Ok(Connection {
             inst,
             handle: Some(handle),
@@ -61,8 +64,10 @@ impl Runtime {
 macro_rules! call {
     ($self:ident, $method:ident $(, $arg:expr)*) => {{
         let handle = $self.handle.ok_or_else(|| Error::Runtime("the connection is gone".into()))?;
-        let conns = $self.inst.client.dflockd_client_connection().connection();
-        flat(conns.$method(&mut $self.inst.store, handle $(, $arg)*))
+        flat(block_on!(&mut $self.inst, |i| async {
+            let conns = i.client.dflockd_client_connection().connection();
+            conns.$method(&mut i.store, handle $(, $arg)*).await
+        }))
     }};
 }
 
@@ -146,7 +151,7 @@ impl Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         if let Some(handle) = self.handle.take() {
-            let _ = handle.resource_drop(&mut self.inst.store);
+            let _ = block_on!(&mut self.inst, |i| handle.resource_drop_async(&mut i.store));
         }
     }
 }

@@ -43,6 +43,6 @@ pub use error::Error;
 pub use lock::{
     Builder, Counting, EnqueueStatus, Exclusive, Guard, Holder, LeaseLost, Lock, Semaphore,
 };
-pub use raw::{Enqueued, Grant, Stats};
+pub use raw_async::{Enqueued, Grant, Stats};
 pub use runtime::{default_component_path, AsyncInstance, Runtime, RuntimeBuilder};
 pub use tls::Tls;

@@ -13,7 +13,9 @@ use std::thread::JoinHandle;
 use wasmtime::component::ResourceAny;
 
 use crate::error::flat;
-use crate::raw::{self, Instance};
+use crate::raw;
+use crate::raw_async;
+use crate::runtime::{block_on, BlockingInstance};
 use crate::{driver, Error, Runtime};
 
 /// Marker: an exclusive lock.
@@ -180,26 +182,31 @@ impl<K> Builder<K> {
     /// Connects lazily, on the first `acquire` or `enqueue`.
     pub fn build(self) -> Result<Holder<K>, Error> {
         let (runtime, recipe, on_lost) = self.into_parts()?;
-        let mut inst = runtime.instance(&allowed_addresses(&recipe.servers)?)?;
-        let locks = inst.client.dflockd_client_locks();
-        let handle = match recipe.limit {
-            None => flat(
-                locks
-                    .lock()
-                    .call_open(&mut inst.store, &recipe.key, &recipe.opts),
-            )?,
-            Some(limit) => flat(locks.semaphore().call_open(
-                &mut inst.store,
-                &recipe.key,
-                limit,
-                &recipe.opts,
-            ))?,
-        };
+        let mut inst = runtime.instance_blocking(&allowed_addresses(&recipe.servers)?)?;
+        let opts = recipe.opts.clone().into();
+        let handle = flat(block_on!(&mut inst, |i| async {
+            let locks = i.client.dflockd_client_locks();
+            match recipe.limit {
+                None => {
+                    locks
+                        .lock()
+                        .call_open(&mut i.store, &recipe.key, &opts)
+                        .await
+                }
+                Some(limit) => {
+                    let semaphores = locks.semaphore();
+                    semaphores
+                        .call_open(&mut i.store, &recipe.key, limit, &opts)
+                        .await
+                }
+            }
+        }))?;
         let core = Core {
             inst,
             handle: Some(handle),
             semaphore: recipe.limit.is_some(),
             stopping: false,
+            driver: driver::Sleep::Awake,
         };
         let shared = Arc::new(Shared {
             core: Mutex::new(core),
@@ -266,23 +273,48 @@ pub(crate) fn allowed_addresses(servers: &[(String, u16)]) -> Result<Vec<SocketA
 
 /// The instance and the resource in it; behind the mutex in [`Shared`].
 pub(crate) struct Core {
-    pub(crate) inst: Instance,
+    pub(crate) inst: BlockingInstance,
     handle: Option<ResourceAny>,
     semaphore: bool,
     /// Set when the owner is dropped: the renewal thread exits.
     pub(crate) stopping: bool,
+    /// What the renewal thread is waiting for.
+    pub(crate) driver: driver::Sleep,
+}
+
+impl Core {
+    /// Wakes the renewal thread when it must act sooner than it planned.
+    /// Waking it after every call instead cost each lock operation a thread
+    /// switch and a second call into the instance (BENCHMARKS.md).
+    pub(crate) fn rearm(&mut self, changed: &Condvar) {
+        if matches!(self.driver, driver::Sleep::Awake) {
+            return;
+        }
+        let next = block_on!(&mut self.inst, |i| i
+            .client
+            .dflockd_client_driver()
+            .call_next_deadline(&mut i.store));
+        let sooner = self.driver.is_sooner(&next);
+        if sooner {
+            self.driver = driver::Sleep::Awake;
+            changed.notify_all();
+        }
+    }
 }
 
 /// Calls a method of the `lock` or `semaphore` resource, whichever this is.
 macro_rules! call {
     ($core:expr, $method:ident $(, $arg:expr)*) => {{
         let core: &mut Core = &mut *$core;
-        let locks = core.inst.client.dflockd_client_locks();
-        match core.handle {
-            None => Err(wasmtime::Error::msg("the resource is gone")),
-            Some(handle) if core.semaphore => locks.semaphore().$method(&mut core.inst.store, handle $(, $arg)*),
-            Some(handle) => locks.lock().$method(&mut core.inst.store, handle $(, $arg)*),
-        }
+        let (handle, semaphore) = (core.handle, core.semaphore);
+        block_on!(&mut core.inst, |i| async {
+            let locks = i.client.dflockd_client_locks();
+            match handle {
+                None => Err(wasmtime::Error::msg("the resource is gone")),
+                Some(h) if semaphore => locks.semaphore().$method(&mut i.store, h $(, $arg)*).await,
+                Some(h) => locks.lock().$method(&mut i.store, h $(, $arg)*).await,
+            }
+        })
     }};
 }
 
@@ -291,7 +323,8 @@ impl Drop for Core {
     /// before the store and its sockets go.
     fn drop(&mut self) {
         if let Some(handle) = self.handle.take() {
-            if let Err(e) = handle.resource_drop(&mut self.inst.store) {
+            if let Err(e) = block_on!(&mut self.inst, |i| handle.resource_drop_async(&mut i.store))
+            {
                 tracing::warn!(error = %e, "dropping the lock resource failed");
             }
         }
@@ -332,54 +365,58 @@ pub struct Guard<'a, K> {
 }
 
 impl<K> Holder<K> {
-    fn changed<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
-        self.shared.changed.notify_all();
+    /// Runs a call that may move the next renewal deadline, then wakes the
+    /// renewal thread if it must now act sooner than it planned.
+    fn changing<T>(&self, call: impl FnOnce(&mut Core) -> T) -> T {
+        let mut core = self.shared.core();
+        let result = call(&mut core);
+        core.rearm(&self.shared.changed);
         result
     }
 
     /// Blocks until granted (`Some(guard)`) or until the server's acquire
     /// timeout (`None`).
     pub fn acquire(&self) -> Result<Option<Guard<'_, K>>, Error> {
-        let granted = self.changed(flat(call!(self.shared.core(), call_acquire)))?;
+        let granted = self.changing(|core| flat(call!(core, call_acquire)))?;
         self.trace_grant(granted, "acquire");
         Ok(granted.then(|| Guard { holder: self }))
     }
 
     /// Joins the queue without blocking.
     pub fn enqueue(&self) -> Result<EnqueueStatus, Error> {
-        let status = self.changed(flat(call!(self.shared.core(), call_enqueue)))?;
+        let status = self.changing(|core| flat(call!(core, call_enqueue)))?;
         Ok(match status {
-            raw::EnqueueStatus::Acquired => {
+            raw_async::EnqueueStatus::Acquired => {
                 self.trace_grant(true, "enqueue");
                 EnqueueStatus::Acquired
             }
-            raw::EnqueueStatus::Queued => EnqueueStatus::Queued,
+            raw_async::EnqueueStatus::Queued => EnqueueStatus::Queued,
         })
     }
 
     /// After [`enqueue`](Self::enqueue): blocks until granted or `timeout_s`
     /// (default: the acquire timeout) passes.
     pub fn wait(&self, timeout_s: Option<u64>) -> Result<Option<Guard<'_, K>>, Error> {
-        let granted = self.changed(flat(call!(self.shared.core(), call_wait, timeout_s)))?;
+        let granted = self.changing(|core| flat(call!(core, call_wait, timeout_s)))?;
         self.trace_grant(granted, "wait");
         Ok(granted.then(|| Guard { holder: self }))
     }
 
     /// Releases: `true` when the server confirmed, `false` if nothing was held.
     pub fn release(&self) -> Result<bool, Error> {
-        let released = self.changed(flat(call!(self.shared.core(), call_release)));
+        let released = self.changing(|core| flat(call!(core, call_release)));
         tracing::debug!(key = %self.key, ?released, "release");
         released
     }
 
     /// Renews now (normally automatic); returns the remaining seconds.
     pub fn renew(&self) -> Result<u64, Error> {
-        self.changed(flat(call!(self.shared.core(), call_renew)))
+        self.changing(|core| flat(call!(core, call_renew)))
     }
 
     /// Drops the connection without a release.
     pub fn close(&self) -> Result<(), Error> {
-        self.changed(Ok(call!(self.shared.core(), call_close)?))
+        Ok(self.changing(|core| call!(core, call_close))?)
     }
 
     /// Whether a grant is held and its lease was not lost.

@@ -1,7 +1,7 @@
-//! The WIT-level bindings, generated from `wit/` (the single source of
-//! truth), and one sandboxed instance of the component. The typed API in
-//! this crate is built on these; tests and embedders that need the bare
-//! contract use them directly.
+//! The WIT-level bindings with blocking exports, generated from `wit/` (the
+//! single source of truth), and one sandboxed instance of the component, for
+//! tests and embedders that need the bare contract. The typed API of this
+//! crate is built on [`crate::raw_async`] instead (see `runtime.rs`).
 
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::Store;

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Config, Engine, ProfilingStrategy, Store};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{HostMonotonicClock, WasiCtx};
 
@@ -24,6 +24,30 @@ pub struct AsyncInstance {
     pub client: crate::raw_async::Client,
 }
 use crate::Error;
+
+/// An instance for the blocking API: the async bindings, driven by a tokio
+/// current-thread runtime of its own. A call blocks in `block_on`, so the
+/// calling thread waits on its socket itself (epoll) and wakes straight
+/// into the component. wasmtime-wasi's sync bindings instead wait on a
+/// shared multi-thread runtime whose worker wakes the caller: a thread
+/// hand-off per wait that cost about a quarter of a lock round trip
+/// (BENCHMARKS.md, "Where the time goes").
+pub(crate) struct BlockingInstance {
+    /// Declared first so that the sockets go before their runtime.
+    pub(crate) inst: AsyncInstance,
+    pub(crate) rt: tokio::runtime::Runtime,
+}
+
+/// Runs an async method of a [`BlockingInstance`] to completion:
+/// `block_on!(instance, |inst| future)`.
+macro_rules! block_on {
+    ($blocking:expr, |$inst:ident| $call:expr) => {{
+        let blocking: &mut $crate::runtime::BlockingInstance = $blocking;
+        let $inst = &mut blocking.inst;
+        blocking.rt.block_on($call)
+    }};
+}
+pub(crate) use block_on;
 
 /// The origin of every instance's `wasi:clocks/monotonic-clock`, so that
 /// the component's deadlines convert to host `Instant`s.
@@ -58,11 +82,12 @@ pub struct RuntimeBuilder {
     component: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
     no_cache: bool,
+    perf_map: bool,
 }
 
 impl RuntimeBuilder {
     /// The component file. Default: `$DFLOCKD_COMPONENT`, else the
-    /// workspace's release build of the guest.
+    /// workspace's build of the guest (`cargo xtask build`).
     pub fn component(mut self, path: impl Into<PathBuf>) -> Self {
         self.component = Some(path.into());
         self
@@ -81,13 +106,32 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Writes `/tmp/perf-<pid>.map`, so that `perf report` names the
+    /// component's compiled functions instead of showing bare addresses.
+    pub fn perf_map(mut self) -> Self {
+        self.perf_map = true;
+        self
+    }
+
     /// Loads (from the cache when it holds this exact component) and links.
     pub fn build(self) -> Result<Runtime, Error> {
         let path = self.component.unwrap_or_else(default_component_path);
         let bytes = std::fs::read(&path).map_err(|e| {
             Error::Runtime(format!("reading the component {}: {e}", path.display()))
         })?;
-        let engine = Engine::new(&Config::new())?;
+        let mut config = Config::new();
+        if self.perf_map {
+            config.profiler(ProfilingStrategy::PerfMap);
+        }
+        // Every instance's linear memory is a few mappings (the compiled
+        // image, the rest, the reserve behind it) and an async call's stack
+        // two more; the guard region wasmtime also puts *before* each memory
+        // is one more, and with it 10,000 instances (7 maps each) overran
+        // Linux's default vm.max_map_count of 65,530 ("Cannot allocate
+        // memory"). It is defence in depth against a compiler bug, not a
+        // bounds check: those stay elided by the reserve and guard behind.
+        config.guard_before_linear_memory(false);
+        let engine = Engine::new(&config)?;
         let cache = (!self.no_cache).then(|| self.cache_dir.unwrap_or_else(default_cache_dir));
         let component = load(&engine, &bytes, cache.as_deref())?;
         let mut linker = Linker::new(&engine);
@@ -123,6 +167,20 @@ impl Runtime {
         let mut store = self.sandboxed_store(allowed);
         let client = self.inner.pre.instantiate(&mut store)?;
         Ok(Instance { store, client })
+    }
+
+    /// The same sandboxed instance, for blocking calls (see [`BlockingInstance`]).
+    pub(crate) fn instance_blocking(
+        &self,
+        allowed: &[SocketAddr],
+    ) -> Result<BlockingInstance, Error> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| Error::Runtime(format!("starting the instance's tokio runtime: {e}")))?;
+        let inst = rt.block_on(self.instance_async(allowed))?;
+        Ok(BlockingInstance { inst, rt })
     }
 
     /// The same sandboxed instance, for async calls.
@@ -174,13 +232,13 @@ impl Runtime {
     }
 }
 
-/// `$DFLOCKD_COMPONENT`, else the release build in this workspace.
+/// `$DFLOCKD_COMPONENT`, else `cargo xtask build`'s output in this workspace.
 pub fn default_component_path() -> PathBuf {
     std::env::var_os("DFLOCKD_COMPONENT")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../target/wasm32-wasip2/release/dflockd_component.wasm")
+                .join("../target/wasm32-wasip2/guest/dflockd_component.wasm")
         })
 }
 
