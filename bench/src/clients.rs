@@ -54,6 +54,9 @@ pub enum Client {
     PythonLock,
     /// The component: the low-level `Connection` of `dflockd-host`.
     ComponentConnection,
+    /// The component's connection resource through wasmtime-wasi's sync
+    /// bindings (how `dflockd-host` called it before).
+    ComponentSyncBindings,
     /// The component: the blocking `Lock` of `dflockd-host`.
     ComponentLock,
     /// The component: the async `Lock` of `dflockd-host` on tokio.
@@ -62,12 +65,13 @@ pub enum Client {
 
 impl Client {
     /// All of them, in table order.
-    pub const ALL: [Client; 7] = [
+    pub const ALL: [Client; 8] = [
         Client::RawSocket,
         Client::Go,
         Client::PythonLow,
         Client::PythonLock,
         Client::ComponentConnection,
+        Client::ComponentSyncBindings,
         Client::ComponentLock,
         Client::ComponentAsyncLock,
     ];
@@ -80,8 +84,23 @@ impl Client {
             Client::PythonLow => "Python 2.1.1 low-level",
             Client::PythonLock => "Python 2.1.1 SyncDistributedLock",
             Client::ComponentConnection => "component Connection",
+            Client::ComponentSyncBindings => "component, wasmtime-wasi sync bindings (before)",
             Client::ComponentLock => "component Lock (blocking)",
             Client::ComponentAsyncLock => "component Lock (async, tokio)",
+        }
+    }
+
+    /// The short name of the `one` child mode (for profiling one client).
+    pub fn slug(self) -> &'static str {
+        match self {
+            Client::RawSocket => "raw",
+            Client::Go => "go",
+            Client::PythonLow => "python-low",
+            Client::PythonLock => "python-lock",
+            Client::ComponentConnection => "connection",
+            Client::ComponentSyncBindings => "sync-bindings",
+            Client::ComponentLock => "lock",
+            Client::ComponentAsyncLock => "async-lock",
         }
     }
 
@@ -96,6 +115,9 @@ impl Client {
             Client::PythonLock => python(addr, workers, rounds, "lock"),
             Client::ComponentConnection => Ok(threads(workers, move |w, start| {
                 component_connection(addr, w, rounds, start)
+            })),
+            Client::ComponentSyncBindings => Ok(threads(workers, move |w, start| {
+                component_sync_bindings(addr, w, rounds, start)
             })),
             Client::ComponentLock => Ok(threads(workers, move |w, start| {
                 component_lock(addr, w, rounds, start)
@@ -307,4 +329,45 @@ fn python(addr: SocketAddr, workers: usize, rounds: usize, api: &str) -> Result<
         p50_ms: value("p50_ms")?,
         p99_ms: value("p99_ms")?,
     })
+}
+
+/// The low-level connection through wasmtime-wasi's sync bindings, the way
+/// `dflockd-host` called the component before it gave each blocking
+/// instance a runtime of its own: kept to show what that change is worth.
+fn component_sync_bindings(
+    addr: SocketAddr,
+    w: usize,
+    rounds: usize,
+    start: &Barrier,
+) -> Vec<Duration> {
+    let mut inst = host_tests::instance(&[addr]);
+    let conns = inst.client.dflockd_client_connection().connection();
+    let server = host_tests::Server {
+        host: addr.ip().to_string(),
+        port: addr.port(),
+    };
+    let opts = host_tests::ConnectOptions {
+        connect_timeout_ms: None,
+        auth_token: None,
+        tls: None,
+    };
+    let open = conns.call_open(&mut inst.store, &server, &opts);
+    let handle = open.expect("call").expect("open");
+    let key = format!("bench-sync-{w}");
+    let mut out = Vec::with_capacity(rounds);
+    start.wait();
+    for _ in 0..rounds {
+        let t0 = Instant::now();
+        let grant = conns
+            .call_lock(&mut inst.store, handle, &key, 30, None)
+            .expect("call")
+            .expect("lock")
+            .expect("granted");
+        conns
+            .call_unlock(&mut inst.store, handle, &key, &grant.token)
+            .expect("call")
+            .expect("unlock");
+        out.push(t0.elapsed());
+    }
+    out
 }

@@ -4,7 +4,8 @@
 //!
 //! `--quick` (seconds; CI's smoke test) writes to `target/bench-quick/`
 //! instead of the repository. The child modes `startup ADDR` and
-//! `scale blocking|async N ADDR` measure in a process of their own.
+//! `scale blocking|async N ADDR` measure in a process of their own; `one
+//! CLIENT WORKERS ROUNDS ADDR` runs one client alone, for a profiler.
 
 mod clients;
 mod report;
@@ -35,6 +36,20 @@ fn main() {
                 _ => scale::asynchronous(addr(3), n),
             };
             println!("{}", held.to_line());
+        }
+        "one" => {
+            let client = Client::ALL
+                .into_iter()
+                .find(|c| c.slug() == arg(1))
+                .expect("a client: raw, go, python-low, python-lock, connection, sync-bindings, lock, async-lock");
+            let number = |i: usize| -> usize { arg(i).parse().expect("a number") };
+            let sample = client.run(addr(4), number(2), number(3)).expect("run");
+            println!(
+                "{} ops/s, p50 {:.3} ms, p99 {:.3} ms",
+                sample.throughput() as u64,
+                sample.p50_ms,
+                sample.p99_ms
+            );
         }
         _ => run(args.iter().any(|a| a == "--quick")),
     }

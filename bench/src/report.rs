@@ -150,7 +150,10 @@ pub fn markdown(r: &Results, chart: &str) -> String {
     for (client, samples) in &r.throughput {
         if !matches!(
             client,
-            Client::ComponentConnection | Client::ComponentLock | Client::ComponentAsyncLock
+            Client::ComponentConnection
+                | Client::ComponentSyncBindings
+                | Client::ComponentLock
+                | Client::ComponentAsyncLock
         ) {
             continue;
         }
@@ -175,12 +178,7 @@ pub fn markdown(r: &Results, chart: &str) -> String {
         }
     }
     let _ = writeln!(md, "\n## Where the time goes\n");
-    let _ = writeln!(
-        md,
-        "Not profiled yet: the `perf` breakdown of the component path (wasmtime-wasi's \
-         sockets and its tokio runtime, per-call host overhead, guest copies, syscalls per \
-         operation) is the next step of the benchmark issue."
-    );
+    let _ = write!(md, "{}", include_str!("../where-the-time-goes.md"));
     if let Some(s) = r.startup {
         let _ = writeln!(md, "\n## Start-up\n");
         let _ = writeln!(md, "| step | ms |\n|---|---|");
@@ -206,19 +204,29 @@ pub fn markdown(r: &Results, chart: &str) -> String {
         let _ = writeln!(
             md,
             "Each lock is held with a {} s lease for 3 lease periods; \"lost\" counts leases \
-             reported lost or not held at the end. Measured in a child process of its own.\n",
+             reported lost or not held at the end. Measured in a child process of its own. \
+             RSS counts the compiled component's image once per instance, though its pages \
+             are shared (page cache); PSS divides each shared page among its sharers, so it \
+             is the memory a lock really adds. Linux allows a process 65,530 mappings by \
+             default (`vm.max_map_count`).\n",
             crate::scale::LEASE_S
         );
         let _ = writeln!(
             md,
-            "| flavour | held locks | RSS per lock (KiB) | OS threads | time to acquire all (s) | lost |"
+            "| flavour | held locks | RSS per lock (KiB) | PSS per lock (KiB) | mappings per lock | OS threads | time to acquire all (s) | lost |"
         );
-        let _ = writeln!(md, "|---|---|---|---|---|---|");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
         for (flavour, h) in &r.scale {
             let _ = writeln!(
                 md,
-                "| {flavour} | {} | {:.1} | {} | {:.2} | {} |",
-                h.locks, h.rss_kib_per_lock, h.threads, h.acquire_all_s, h.lost
+                "| {flavour} | {} | {:.1} | {:.1} | {:.1} | {} | {:.2} | {} |",
+                h.locks,
+                h.rss_kib_per_lock,
+                h.pss_kib_per_lock,
+                h.maps_per_lock,
+                h.threads,
+                h.acquire_all_s,
+                h.lost
             );
         }
     }

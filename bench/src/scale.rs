@@ -18,6 +18,11 @@ pub struct Held {
     pub locks: usize,
     /// RSS growth per held lock, KiB.
     pub rss_kib_per_lock: f64,
+    /// PSS growth per held lock, KiB: RSS with each shared page divided
+    /// among its sharers (the compiled image is mapped by every instance).
+    pub pss_kib_per_lock: f64,
+    /// Memory mappings per held lock (Linux allows 65,530 by default).
+    pub maps_per_lock: f64,
     /// OS threads of the process while they are held.
     pub threads: usize,
     /// Time to build and acquire all of them.
@@ -30,8 +35,14 @@ impl Held {
     /// One line for the parent process.
     pub fn to_line(self) -> String {
         format!(
-            "locks {} rss_kib_per_lock {:.1} threads {} acquire_all_s {:.3} lost {}",
-            self.locks, self.rss_kib_per_lock, self.threads, self.acquire_all_s, self.lost
+            "locks {} rss_kib_per_lock {:.1} pss_kib_per_lock {:.1} maps_per_lock {:.2} threads {} acquire_all_s {:.3} lost {}",
+            self.locks,
+            self.rss_kib_per_lock,
+            self.pss_kib_per_lock,
+            self.maps_per_lock,
+            self.threads,
+            self.acquire_all_s,
+            self.lost
         )
     }
 
@@ -45,6 +56,8 @@ impl Held {
         Some(Held {
             locks: get("locks")? as usize,
             rss_kib_per_lock: get("rss_kib_per_lock")?,
+            pss_kib_per_lock: get("pss_kib_per_lock")?,
+            maps_per_lock: get("maps_per_lock")?,
             threads: get("threads")? as usize,
             acquire_all_s: get("acquire_all_s")?,
             lost: get("lost")? as usize,
@@ -52,20 +65,54 @@ impl Held {
     }
 }
 
-/// A field of `/proc/self/status` (`VmRSS` in KiB, `Threads`).
-fn status(field: &str) -> usize {
-    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+/// A field of a `/proc/self` file of `name: value` lines.
+fn proc_field(file: &str, field: &str) -> usize {
+    let text = std::fs::read_to_string(format!("/proc/self/{file}")).unwrap_or_default();
     text.lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
 
+/// A field of `/proc/self/status` (`VmRSS` in KiB, `Threads`).
+fn status(field: &str) -> usize {
+    proc_field("status", field)
+}
+
+/// The process's memory: RSS and PSS in KiB, and its count of mappings.
+#[derive(Clone, Copy)]
+struct Memory {
+    rss: usize,
+    pss: usize,
+    maps: usize,
+}
+
+impl Memory {
+    fn now() -> Memory {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+        Memory {
+            rss: status("VmRSS"),
+            pss: proc_field("smaps_rollup", "Pss"),
+            maps: maps.lines().count(),
+        }
+    }
+
+    /// What `n` locks added since `before`.
+    fn per_lock(self, before: Memory, n: usize) -> (f64, f64, f64) {
+        let per = |after: usize, before: usize| after.saturating_sub(before) as f64 / n as f64;
+        (
+            per(self.rss, before.rss),
+            per(self.pss, before.pss),
+            per(self.maps, before.maps),
+        )
+    }
+}
+
 /// Holds `n` blocking locks (one object, instance, connection and renewal
 /// thread each, as the host crate has it today).
 pub fn blocking(addr: SocketAddr, n: usize) -> Held {
     let lost = Arc::new(AtomicUsize::new(0));
-    let rss_before = status("VmRSS");
+    let before = Memory::now();
     let began = Instant::now();
     let mut locks = Vec::with_capacity(n);
     for i in 0..n {
@@ -82,7 +129,7 @@ pub fn blocking(addr: SocketAddr, n: usize) -> Held {
         locks.push(lock);
     }
     let acquire_all_s = began.elapsed().as_secs_f64();
-    let rss = status("VmRSS").saturating_sub(rss_before);
+    let (rss, pss, maps) = Memory::now().per_lock(before, n);
     let threads = status("Threads");
     std::thread::sleep(Duration::from_secs(3 * LEASE_S));
     let not_held = locks
@@ -91,7 +138,9 @@ pub fn blocking(addr: SocketAddr, n: usize) -> Held {
         .count();
     Held {
         locks: n,
-        rss_kib_per_lock: rss as f64 / n as f64,
+        rss_kib_per_lock: rss,
+        pss_kib_per_lock: pss,
+        maps_per_lock: maps,
         threads,
         acquire_all_s,
         lost: lost.load(Ordering::SeqCst).max(not_held),
@@ -107,7 +156,7 @@ pub fn asynchronous(addr: SocketAddr, n: usize) -> Held {
         .expect("tokio");
     rt.block_on(async move {
         let lost = Arc::new(AtomicUsize::new(0));
-        let rss_before = status("VmRSS");
+        let before = Memory::now();
         let began = Instant::now();
         let mut locks = Vec::with_capacity(n);
         for i in 0..n {
@@ -125,7 +174,7 @@ pub fn asynchronous(addr: SocketAddr, n: usize) -> Held {
             locks.push(lock);
         }
         let acquire_all_s = began.elapsed().as_secs_f64();
-        let rss = status("VmRSS").saturating_sub(rss_before);
+        let (rss, pss, maps) = Memory::now().per_lock(before, n);
         let threads = status("Threads");
         tokio::time::sleep(Duration::from_secs(3 * LEASE_S)).await;
         let mut not_held = 0;
@@ -136,7 +185,9 @@ pub fn asynchronous(addr: SocketAddr, n: usize) -> Held {
         }
         Held {
             locks: n,
-            rss_kib_per_lock: rss as f64 / n as f64,
+            rss_kib_per_lock: rss,
+            pss_kib_per_lock: pss,
+            maps_per_lock: maps,
             threads,
             acquire_all_s,
             lost: lost.load(Ordering::SeqCst).max(not_held),
