@@ -104,8 +104,13 @@ fn run(quick: bool) {
     };
     let sizes: &[usize] = if quick { &[100] } else { &[100, 1_000, 10_000] };
     let mut scale = Vec::new();
+    let mut skipped = Vec::new();
     for flavour in ["blocking", "async"] {
         for &n in sizes {
+            if let Some(why) = scale::beyond_limits(flavour, n) {
+                skipped.push(format!("{n} {flavour} locks: {why}"));
+                continue;
+            }
             let line = child(&["scale", flavour, &n.to_string(), &server.addr.to_string()]);
             match line.map(|l| scale::Held::from_line(&l)) {
                 Ok(Some(held)) => scale.push((flavour, held)),
@@ -120,6 +125,7 @@ fn run(quick: bool) {
         workers,
         throughput,
         failures,
+        skipped,
         startup,
         scale,
         component_bytes: std::fs::metadata(&component).map_or(0, |m| m.len()),

@@ -19,6 +19,8 @@ pub struct Results {
     pub throughput: Vec<(Client, Vec<Option<Sample>>)>,
     /// Why a client's runs failed, if they did.
     pub failures: Vec<String>,
+    /// Runs not made, and why (a limit of this machine they would exceed).
+    pub skipped: Vec<String>,
     /// Start-up costs.
     pub startup: Option<Startup>,
     /// Held-lock scale: (flavour, result).
@@ -175,6 +177,12 @@ pub fn markdown(r: &Results, chart: &str) -> String {
         let _ = writeln!(md, "\nRuns that failed:\n");
         for f in &r.failures {
             let _ = writeln!(md, "- {f}");
+        }
+    }
+    if !r.skipped.is_empty() {
+        let _ = writeln!(md, "\nRuns not made:\n");
+        for s in &r.skipped {
+            let _ = writeln!(md, "- {s}");
         }
     }
     let _ = writeln!(md, "\n## Where the time goes\n");

@@ -65,6 +65,25 @@ impl Held {
     }
 }
 
+/// Why `n` locks of `flavour` cannot be held in one process here, if so.
+/// A blocking lock keeps three open files (its socket, and its runtime's
+/// epoll and eventfd) and a renewal thread; an async one only its socket.
+pub fn beyond_limits(flavour: &str, n: usize) -> Option<String> {
+    let files_per_lock = if flavour == "blocking" { 3 } else { 1 };
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let open_files: usize = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())?;
+    let needed = n * files_per_lock + 64;
+    (needed > open_files).then(|| {
+        format!(
+            "{files_per_lock} open file(s) per lock need about {needed}, over this process's \
+             limit of {open_files} (`ulimit -n`)"
+        )
+    })
+}
+
 /// A field of a `/proc/self` file of `name: value` lines.
 fn proc_field(file: &str, field: &str) -> usize {
     let text = std::fs::read_to_string(format!("/proc/self/{file}")).unwrap_or_default();
