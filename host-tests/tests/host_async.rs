@@ -127,3 +127,42 @@ async fn background_renewal_and_release_on_guard_drop() {
         .expect("free after the guard dropped");
     assert_eq!(guard.release().await, Ok(true));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_async_flavour_has_the_blocking_accessors_and_close() {
+    let server = dflockd(&[]);
+    let holder = lock(server.addr, "parity")
+        .lease_ttl_s(30)
+        .build_async()
+        .await
+        .unwrap();
+    assert_eq!(holder.server_index().await, Ok(0));
+    assert_eq!(holder.lease_s().await, Ok(None), "nothing held yet");
+    let guard = holder.acquire().await.unwrap().expect("granted");
+    assert_eq!(guard.lease_s().await, Ok(Some(30)));
+    std::mem::forget(guard); // close() must let go without a release
+    holder.close().await.unwrap();
+    assert_eq!(holder.is_held().await, Ok(false));
+    // The server releases on disconnect (its default): another client gets
+    // the key without waiting for the lease.
+    let other = lock(server.addr, "parity")
+        .acquire_timeout_s(10)
+        .build_async()
+        .await
+        .unwrap();
+    let granted = other.acquire().await.unwrap().expect("released on close");
+    assert_eq!(granted.release().await, Ok(true));
+    // The closed object connects again on its next acquire.
+    let again = holder.acquire().await.unwrap().expect("granted again");
+    assert_eq!(again.release().await, Ok(true));
+
+    let pinned = runtime()
+        .semaphore("parity-sem", 3)
+        .servers([("127.0.0.1", 1), ("127.0.0.1", 2)])
+        .shard_with(|_, _| 1)
+        .build_async()
+        .await
+        .unwrap();
+    assert_eq!(pinned.limit(), 3);
+    assert_eq!(pinned.server_index().await, Ok(1));
+}

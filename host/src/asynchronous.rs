@@ -231,9 +231,33 @@ impl<K> AsyncHolder<K> {
         Ok(cancellable!(self, call_fence)?)
     }
 
+    /// The current grant's lease in seconds.
+    pub async fn lease_s(&self) -> Result<Option<u64>, Error> {
+        Ok(cancellable!(self, call_lease_s)?)
+    }
+
+    /// The index of the server the key routes to.
+    pub async fn server_index(&self) -> Result<u32, Error> {
+        Ok(cancellable!(self, call_server_index)?)
+    }
+
+    /// Drops the connection without a release: the server keeps a held
+    /// lease until it runs out, unless it releases on disconnect (its
+    /// default). The next acquire connects again.
+    pub async fn close(&self) -> Result<(), Error> {
+        Ok(cancellable!(self, call_close)?)
+    }
+
     /// The key.
     pub fn key(&self) -> &str {
         &self.shared.recipe.key
+    }
+}
+
+impl AsyncHolder<crate::Counting> {
+    /// The semaphore's limit.
+    pub fn limit(&self) -> u32 {
+        self.shared.recipe.limit.unwrap_or(0)
     }
 }
 
