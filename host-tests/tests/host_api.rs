@@ -153,3 +153,42 @@ fn the_compiled_component_is_cached_on_disk() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_component_can_be_given_as_bytes_and_a_missing_one_is_a_clear_error() {
+    let server = dflockd(&[]);
+    let bytes = std::fs::read(host_tests::component_path()).expect("cargo xtask build");
+    let dir = std::env::temp_dir().join(format!("dflockd-bytes-test-{}", std::process::id()));
+    let from_bytes = Runtime::builder()
+        .component_bytes(bytes)
+        .cache_dir(&dir)
+        .build()
+        .expect("a runtime from bytes");
+    let lock = from_bytes
+        .lock("from-bytes")
+        .server(server.addr.ip().to_string(), server.addr.port())
+        .build()
+        .unwrap();
+    let guard = lock.acquire().unwrap().expect("granted");
+    assert_eq!(guard.release(), Ok(true));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let missing = std::env::temp_dir().join("no-such-dflockd-component.wasm");
+    match Runtime::builder().component(&missing).no_cache().build() {
+        Err(Error::Runtime(why)) => assert!(
+            why.contains("no-such-dflockd-component.wasm"),
+            "names the file: {why}"
+        ),
+        other => panic!("expected a runtime error, got {:?}", other.err()),
+    }
+    assert!(
+        matches!(
+            Runtime::builder()
+                .component_bytes(b"not a component")
+                .no_cache()
+                .build(),
+            Err(Error::Runtime(_))
+        ),
+        "garbage bytes are an error, not a panic"
+    );
+}

@@ -166,3 +166,24 @@ async fn the_async_flavour_has_the_blocking_accessors_and_close() {
     assert_eq!(pinned.limit(), 3);
     assert_eq!(pinned.server_index().await, Ok(1));
 }
+
+/// The blocking flavour built, called and dropped on a runtime's own thread
+/// (async code that has not moved it to `spawn_blocking`) works, instead
+/// of panicking with "Cannot start a runtime from within a runtime".
+#[tokio::test(flavor = "current_thread")]
+async fn the_blocking_flavour_also_works_inside_async_code() {
+    let server = dflockd(&[]);
+    let blocking = lock(server.addr, "mixed").build().unwrap();
+    let guard = blocking.acquire().unwrap().expect("granted");
+    assert!(blocking.is_held().unwrap());
+    drop(guard); // releases through the instance's own runtime
+    assert!(!blocking.is_held().unwrap());
+    drop(blocking);
+    let other = lock(server.addr, "mixed")
+        .acquire_timeout_s(0)
+        .build_async()
+        .await
+        .unwrap();
+    let granted = other.acquire().await.unwrap().expect("the key is free");
+    assert_eq!(granted.release().await, Ok(true));
+}

@@ -35,16 +35,50 @@ use crate::Error;
 pub(crate) struct BlockingInstance {
     /// Declared first so that the sockets go before their runtime.
     pub(crate) inst: AsyncInstance,
-    pub(crate) rt: tokio::runtime::Runtime,
+    pub(crate) rt: OwnRuntime,
+}
+
+/// A blocking instance's tokio runtime. Dropping a runtime waits for its
+/// blocking pool, which tokio forbids inside another runtime (it panics:
+/// "Cannot drop a runtime in a context where blocking is not allowed");
+/// dropped there, it shuts down in the background instead.
+pub(crate) struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl OwnRuntime {
+    pub(crate) fn get(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("the runtime is there until dropped")
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                rt.shutdown_background();
+            }
+        }
+    }
 }
 
 /// Runs an async method of a [`BlockingInstance`] to completion:
-/// `block_on!(instance, |inst| future)`.
+/// `block_on!(instance, |inst| future)`. Called from inside another tokio
+/// runtime (a blocking call or drop in async code), where `block_on` would
+/// panic, the call runs on a scoped thread of its own instead.
 macro_rules! block_on {
     ($blocking:expr, |$inst:ident| $call:expr) => {{
         let blocking: &mut $crate::runtime::BlockingInstance = $blocking;
+        let rt = blocking.rt.get();
         let $inst = &mut blocking.inst;
-        blocking.rt.block_on($call)
+        if tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| rt.block_on($call))
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+        } else {
+            rt.block_on($call)
+        }
     }};
 }
 pub(crate) use block_on;
@@ -79,17 +113,40 @@ struct Loaded {
 /// Where a [`Runtime`] finds the component and keeps compiled artifacts.
 #[derive(Debug, Clone, Default)]
 pub struct RuntimeBuilder {
-    component: Option<PathBuf>,
+    component: Option<Source>,
     cache_dir: Option<PathBuf>,
     no_cache: bool,
     perf_map: bool,
+}
+
+/// Where the component comes from.
+#[derive(Clone)]
+enum Source {
+    Path(PathBuf),
+    Bytes(Arc<[u8]>),
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Path(path) => f.debug_tuple("Path").field(path).finish(),
+            Source::Bytes(bytes) => write!(f, "Bytes({} bytes)", bytes.len()),
+        }
+    }
 }
 
 impl RuntimeBuilder {
     /// The component file. Default: `$DFLOCKD_COMPONENT`, else the
     /// workspace's build of the guest (`cargo xtask build`).
     pub fn component(mut self, path: impl Into<PathBuf>) -> Self {
-        self.component = Some(path.into());
+        self.component = Some(Source::Path(path.into()));
+        self
+    }
+
+    /// The component itself, for an application that ships it inside its
+    /// binary (`include_bytes!`) or fetched it elsewhere.
+    pub fn component_bytes(mut self, bytes: impl AsRef<[u8]>) -> Self {
+        self.component = Some(Source::Bytes(Arc::from(bytes.as_ref())));
         self
     }
 
@@ -115,10 +172,16 @@ impl RuntimeBuilder {
 
     /// Loads (from the cache when it holds this exact component) and links.
     pub fn build(self) -> Result<Runtime, Error> {
-        let path = self.component.unwrap_or_else(default_component_path);
-        let bytes = std::fs::read(&path).map_err(|e| {
-            Error::Runtime(format!("reading the component {}: {e}", path.display()))
-        })?;
+        let bytes: Arc<[u8]> = match self.component {
+            Some(Source::Bytes(bytes)) => bytes,
+            Some(Source::Path(path)) => read_component(&path, "")?,
+            None => read_component(
+                &default_component_path(),
+                " (the default: build it with `cargo xtask build` in the dflockd-component \
+                 workspace, or set DFLOCKD_COMPONENT, RuntimeBuilder::component or \
+                 RuntimeBuilder::component_bytes)",
+            )?,
+        };
         let mut config = Config::new();
         if self.perf_map {
             config.profiler(ProfilingStrategy::PerfMap);
@@ -179,7 +242,20 @@ impl Runtime {
             .enable_time()
             .build()
             .map_err(|e| Error::Runtime(format!("starting the instance's tokio runtime: {e}")))?;
-        let inst = rt.block_on(self.instance_async(allowed))?;
+        // Owned at once, so that a failure below drops it safely anywhere.
+        let rt = OwnRuntime(Some(rt));
+        let instantiate = || rt.get().block_on(self.instance_async(allowed));
+        let inst = if tokio::runtime::Handle::try_current().is_ok() {
+            // Inside another runtime: see `block_on!`.
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(instantiate)
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })?
+        } else {
+            instantiate()?
+        };
         Ok(BlockingInstance { inst, rt })
     }
 
@@ -240,6 +316,15 @@ pub fn default_component_path() -> PathBuf {
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("../target/wasm32-wasip2/guest/dflockd_component.wasm")
         })
+}
+
+fn read_component(path: &Path, hint: &str) -> Result<Arc<[u8]>, Error> {
+    std::fs::read(path).map(Arc::from).map_err(|e| {
+        Error::Runtime(format!(
+            "reading the component {}{hint}: {e}",
+            path.display()
+        ))
+    })
 }
 
 fn default_cache_dir() -> PathBuf {
