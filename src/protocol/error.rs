@@ -67,31 +67,41 @@ impl Error {
     }
 }
 
-/// Shortens every token-like word (16 or more hex characters) in `text` to
-/// its first 8 characters and an ellipsis, and caps the text at 200
-/// characters, so that a reply line can be quoted in an error or a log.
+/// Escapes `text`, then shortens every token-like run in it (16 or more
+/// hex digits, wherever it stands: a token glued to other characters is
+/// still a token) to its first 8 characters and an ellipsis, and caps it at
+/// 200 characters, so that a reply line can be quoted in an error or a log.
+/// Escaping comes first because it adds hex digits (`\0`, `\u{1b}`) that
+/// could lengthen a run; the result has no run of 16 hex digits at all.
 pub fn redact(text: &str) -> String {
     const KEEP: usize = 8;
+    const RUN: usize = 16;
     const CAP: usize = 200;
-    let mut out = String::new();
-    for (i, word) in text.split(' ').enumerate() {
-        if i > 0 {
-            out.push(' ');
+    fn flush(out: &mut String, run: &mut String) {
+        if run.len() >= RUN {
+            out.push_str(&run[..KEEP]);
+            out.push('…');
+        } else {
+            out.push_str(run);
         }
-        let hexish = word.len() >= 16 && word.bytes().all(|b| b.is_ascii_hexdigit());
-        match (hexish, word.get(..KEEP)) {
-            (true, Some(prefix)) => {
-                out.push_str(prefix);
-                out.push('…');
-            }
-            _ => out.push_str(word),
+        run.clear();
+    }
+    let mut out = String::new();
+    let mut run = String::new();
+    for c in text.escape_debug() {
+        if c.is_ascii_hexdigit() {
+            run.push(c);
+        } else {
+            flush(&mut out, &mut run);
+            out.push(c);
         }
     }
+    flush(&mut out, &mut run);
     if let Some((cut, _)) = out.char_indices().nth(CAP) {
         out.truncate(cut);
         out.push('…');
     }
-    out.escape_debug().to_string()
+    out
 }
 
 #[cfg(test)]
@@ -105,6 +115,17 @@ mod tests {
             "ok 00000000… 30"
         );
         assert_eq!(redact("queued"), "queued");
+    }
+
+    #[test]
+    fn redact_shortens_a_token_glued_to_other_characters() {
+        // Found by the `reply` fuzz target: a word that is not all hex.
+        assert_eq!(redact("acque171f286e9c1135226 30"), "acque171f286… 30");
+        assert_eq!(redact("ok\t0123456789abcdef0123"), "ok\\t01234567…");
+        // Escaping a NUL adds a '0' that must not complete a run.
+        assert_eq!(redact("x\0123456789abcdef0"), "x\\01234567…");
+        // Short hex runs and words stay as they are.
+        assert_eq!(redact("error_max_locks 12345"), "error_max_locks 12345");
     }
 
     #[test]
