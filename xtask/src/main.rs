@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 
 mod dflockd;
+mod fuzz;
 mod python;
 
 const TARGET: &str = "wasm32-wasip2";
-const USAGE: &str = "usage: cargo xtask <build|demo|test|bench|lint|setup>
+const USAGE: &str = "usage: cargo xtask <build|demo|test|bench|fuzz|lint|setup>
   setup  install what the tests need if missing: the wasm32-wasip2 target, clang, dflockd
          (DFLOCKD_BIN, DFLOCKD_SRC, ../shared/dflockd, or go install), the Go
          interop client, and the Python client in a venv
@@ -19,6 +20,8 @@ const USAGE: &str = "usage: cargo xtask <build|demo|test|bench|lint|setup>
   test   unit tests, the component build, and the host tests in wasmtime
   bench  [--quick] the component beside the Go and Python clients and a raw socket
          (release builds); writes BENCHMARKS.md (--quick: target/bench-quick/)
+  fuzz   [--seconds N] each cargo-fuzz target for N s (default 60) on nightly, from the
+         seeds in fuzz/seeds/; installs nightly and cargo-fuzz if missing
   lint   cargo fmt --check and cargo clippy -D warnings (native and wasm32)";
 
 fn main() {
@@ -29,6 +32,7 @@ fn main() {
         "demo" => setup().and_then(|()| build()).and_then(|_| demo()),
         "test" => setup().and_then(|()| test()),
         "bench" => setup().and_then(|()| build()).and_then(|_| bench()),
+        "fuzz" => fuzz::fuzz(),
         "lint" => setup().and_then(|()| lint()),
         _ => Err(USAGE.to_string()),
     };
@@ -184,6 +188,8 @@ fn bench() -> Step {
 
 fn lint() -> Step {
     run(cargo().args(["fmt", "--all", "--check"]))?;
+    // The fuzz targets are a workspace of their own (nightly, sanitizers).
+    run(cargo().args(["fmt", "--check", "--manifest-path", "fuzz/Cargo.toml"]))?;
     run(cargo().args([
         "clippy",
         "--workspace",
