@@ -123,7 +123,7 @@ mod tests {
         assert_eq!(redact("acque171f286e9c1135226 30"), "acque171f286… 30");
         assert_eq!(redact("ok\t0123456789abcdef0123"), "ok\\t01234567…");
         // Escaping a NUL adds a '0' that must not complete a run.
-        assert_eq!(redact("x\0123456789abcdef0"), "x\\01234567…");
+        assert_eq!(redact("x\u{0}123456789abcdef0"), "x\\01234567…");
         // Short hex runs and words stay as they are.
         assert_eq!(redact("error_max_locks 12345"), "error_max_locks 12345");
     }
