@@ -315,12 +315,8 @@ fn python(addr: SocketAddr, workers: usize, rounds: usize, api: &str) -> Result<
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let words: Vec<&str> = text.split_whitespace().collect();
     let value = |name: &str| -> Result<f64, String> {
-        words
-            .iter()
-            .position(|w| *w == name)
-            .and_then(|i| words.get(i + 1)?.parse().ok())
+        crate::named_value(&text, name)
             .ok_or_else(|| format!("Python bench: no {name} in {text:?}"))
     };
     Ok(Sample {

@@ -19,6 +19,14 @@ use std::process::Command;
 use clients::{Client, Sample};
 use report::Results;
 
+/// The number after the word `name` in `text` (`... name 12.5 ...`): how the
+/// child modes and the Python bench report their figures.
+pub fn named_value(text: &str, name: &str) -> Option<f64> {
+    let mut words = text.split_whitespace();
+    words.find(|w| *w == name)?;
+    words.next()?.parse().ok()
+}
+
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }

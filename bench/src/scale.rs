@@ -48,11 +48,7 @@ impl Held {
 
     /// Parses [`to_line`](Self::to_line).
     pub fn from_line(line: &str) -> Option<Held> {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let get = |name: &str| -> Option<f64> {
-            let i = words.iter().position(|w| *w == name)?;
-            words.get(i + 1)?.parse().ok()
-        };
+        let get = |name: &str| crate::named_value(line, name);
         Some(Held {
             locks: get("locks")? as usize,
             rss_kib_per_lock: get("rss_kib_per_lock")?,
@@ -115,15 +111,24 @@ impl Memory {
             maps: maps.lines().count(),
         }
     }
+}
 
-    /// What `n` locks added since `before`.
-    fn per_lock(self, before: Memory, n: usize) -> (f64, f64, f64) {
+impl Held {
+    /// The figures once `n` locks are held: memory added since `before`,
+    /// threads, and the time since `began`. `lost` is counted later.
+    fn acquired(n: usize, before: Memory, began: Instant) -> Held {
+        let acquire_all_s = began.elapsed().as_secs_f64();
+        let now = Memory::now();
         let per = |after: usize, before: usize| after.saturating_sub(before) as f64 / n as f64;
-        (
-            per(self.rss, before.rss),
-            per(self.pss, before.pss),
-            per(self.maps, before.maps),
-        )
+        Held {
+            locks: n,
+            rss_kib_per_lock: per(now.rss, before.rss),
+            pss_kib_per_lock: per(now.pss, before.pss),
+            maps_per_lock: per(now.maps, before.maps),
+            threads: status("Threads"),
+            acquire_all_s,
+            lost: 0,
+        }
     }
 }
 
@@ -147,22 +152,15 @@ pub fn blocking(addr: SocketAddr, n: usize) -> Held {
         std::mem::forget(guard); // held until the lock object drops
         locks.push(lock);
     }
-    let acquire_all_s = began.elapsed().as_secs_f64();
-    let (rss, pss, maps) = Memory::now().per_lock(before, n);
-    let threads = status("Threads");
+    let held = Held::acquired(n, before, began);
     std::thread::sleep(Duration::from_secs(3 * LEASE_S));
     let not_held = locks
         .iter()
         .filter(|l| !l.is_held().unwrap_or(false))
         .count();
     Held {
-        locks: n,
-        rss_kib_per_lock: rss,
-        pss_kib_per_lock: pss,
-        maps_per_lock: maps,
-        threads,
-        acquire_all_s,
         lost: lost.load(Ordering::SeqCst).max(not_held),
+        ..held
     }
 }
 
@@ -192,9 +190,7 @@ pub fn asynchronous(addr: SocketAddr, n: usize) -> Held {
             std::mem::forget(guard);
             locks.push(lock);
         }
-        let acquire_all_s = began.elapsed().as_secs_f64();
-        let (rss, pss, maps) = Memory::now().per_lock(before, n);
-        let threads = status("Threads");
+        let held = Held::acquired(n, before, began);
         tokio::time::sleep(Duration::from_secs(3 * LEASE_S)).await;
         let mut not_held = 0;
         for lock in &locks {
@@ -203,13 +199,8 @@ pub fn asynchronous(addr: SocketAddr, n: usize) -> Held {
             }
         }
         Held {
-            locks: n,
-            rss_kib_per_lock: rss,
-            pss_kib_per_lock: pss,
-            maps_per_lock: maps,
-            threads,
-            acquire_all_s,
             lost: lost.load(Ordering::SeqCst).max(not_held),
+            ..held
         }
     })
 }

@@ -31,11 +31,7 @@ impl Startup {
 
     /// Parses [`to_line`](Self::to_line).
     pub fn from_line(line: &str) -> Option<Startup> {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let get = |name: &str| -> Option<f64> {
-            let i = words.iter().position(|w| *w == name)?;
-            words.get(i + 1)?.parse().ok()
-        };
+        let get = |name: &str| crate::named_value(line, name);
         Some(Startup {
             compile_ms: get("compile_ms")?,
             cached_load_ms: get("cached_load_ms")?,

@@ -61,27 +61,31 @@ impl Drop for OwnRuntime {
 }
 
 /// Runs an async method of a [`BlockingInstance`] to completion:
-/// `block_on!(instance, |inst| future)`. Called from inside another tokio
-/// runtime (a blocking call or drop in async code), where `block_on` would
-/// panic, the call runs on a scoped thread of its own instead.
+/// `block_on!(instance, |inst| future)` (see [`off_runtime`]).
 macro_rules! block_on {
     ($blocking:expr, |$inst:ident| $call:expr) => {{
         let blocking: &mut $crate::runtime::BlockingInstance = $blocking;
         let rt = blocking.rt.get();
         let $inst = &mut blocking.inst;
-        if tokio::runtime::Handle::try_current().is_ok() {
-            std::thread::scope(|scope| {
-                scope
-                    .spawn(|| rt.block_on($call))
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-        } else {
-            rt.block_on($call)
-        }
+        $crate::runtime::off_runtime(|| rt.block_on($call))
     }};
 }
 pub(crate) use block_on;
+
+/// Runs `blocking` (a `block_on` of an instance's own runtime) here, or,
+/// called from inside another tokio runtime (a blocking call or drop in
+/// async code), where `block_on` would panic, on a scoped thread of its own.
+pub(crate) fn off_runtime<R: Send>(blocking: impl FnOnce() -> R + Send) -> R {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return blocking();
+    }
+    std::thread::scope(|scope| {
+        scope
+            .spawn(blocking)
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
 
 /// The origin of every instance's `wasi:clocks/monotonic-clock`, so that
 /// the component's deadlines convert to host `Instant`s.
@@ -244,18 +248,7 @@ impl Runtime {
             .map_err(|e| Error::Runtime(format!("starting the instance's tokio runtime: {e}")))?;
         // Owned at once, so that a failure below drops it safely anywhere.
         let rt = OwnRuntime(Some(rt));
-        let instantiate = || rt.get().block_on(self.instance_async(allowed));
-        let inst = if tokio::runtime::Handle::try_current().is_ok() {
-            // Inside another runtime: see `block_on!`.
-            std::thread::scope(|scope| {
-                scope
-                    .spawn(instantiate)
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })?
-        } else {
-            instantiate()?
-        };
+        let inst = off_runtime(|| rt.get().block_on(self.instance_async(allowed)))?;
         Ok(BlockingInstance { inst, rt })
     }
 
