@@ -1,20 +1,19 @@
 //! dflockd-component: a dflockd client as a WebAssembly component.
 //!
-//! The crate has two halves:
-//! - a pure core, compiled everywhere and unit-tested natively: [`protocol`]
-//!   (validators, encoders, decoders), [`lease`] (renewal scheduling on a
-//!   caller-supplied clock), [`fence`], [`shard`], [`settings`] and [`tls`]
-//!   (rustls, sans-IO);
-//! - the component glue (`wasm32` only): transport over `wasi:sockets`, the
-//!   reactor over `wasi:io/poll`, and the resources exported through `wit/`.
+//! The crate is a thin WASI shell over the pure core, `dflockd-core`
+//! (protocol, lease scheduling, the sans-IO session, settings, the one
+//! error type), which the host bindings share natively. Its own parts:
+//! - [`tls`]: rustls, sans-IO, unit-tested natively;
+//! - the component glue (`wasm32` only): the transport over
+//!   `wasi:sockets`, the reactor over `wasi:io/poll`, the holders that
+//!   run the core's sessions on them, and the exports of `wit/`.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod fence;
-pub mod lease;
-pub mod protocol;
-pub mod settings;
-pub mod shard;
+// The core's modules, under the names the glue uses.
+#[allow(unused_imports)]
+use dflockd_core::{fence, protocol, session, settings, shard};
+
 pub mod tls;
 
 #[cfg(target_arch = "wasm32")]

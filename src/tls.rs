@@ -15,45 +15,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{CertificateError, ClientConfig, RootCertStore};
 
-use crate::protocol::Error;
-
-/// Where the CA certificates that verify the server come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trust {
-    /// The Mozilla root set bundled with the component (webpki-roots).
-    MozillaRoots,
-    /// One or more PEM-encoded CA certificates.
-    Pem(String),
-}
-
-/// A client certificate chain and its private key, both PEM.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ClientCert {
-    /// The certificate chain, leaf first.
-    pub chain_pem: String,
-    /// The private key (PKCS#8, PKCS#1 or SEC1). A secret: never printed.
-    pub key_pem: String,
-}
-
-impl std::fmt::Debug for ClientCert {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientCert")
-            .field("chain_pem", &format!("{} bytes", self.chain_pem.len()))
-            .field("key_pem", &"<redacted>")
-            .finish()
-    }
-}
-
-/// TLS as the caller asked for it, unchecked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsOptions {
-    /// The trust roots.
-    pub trust: Trust,
-    /// The name the certificate must carry; default: the host dialled.
-    pub server_name: Option<String>,
-    /// A client certificate, for servers behind a mutual-TLS proxy.
-    pub client_cert: Option<ClientCert>,
-}
+use dflockd_core::protocol::Error;
+pub use dflockd_core::settings::{ClientCert, TlsOptions, Trust};
 
 /// Checked TLS settings: the rustls configuration, built once.
 #[derive(Clone)]

@@ -2,10 +2,10 @@
 //! kind of reply: never a panic, and an error never quotes a token whole.
 #![no_main]
 
-use dflockd_component::protocol::reply::{
+use dflockd_core::protocol::reply::{
     decode_enqueue, decode_grant, decode_ok, decode_renew, ErrorContext,
 };
-use dflockd_component::protocol::{Error, LineReader};
+use dflockd_core::protocol::{Error, LineReader};
 use libfuzzer_sys::fuzz_target;
 
 /// The longest run of hex digits in `text`.

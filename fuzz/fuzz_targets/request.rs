@@ -6,7 +6,7 @@
 use std::num::NonZeroU32;
 
 use arbitrary::Arbitrary;
-use dflockd_component::protocol::{Error, Kind, Request, Space, MAX_AUTH_TOKEN, MAX_LINE};
+use dflockd_core::protocol::{Error, Kind, Request, Space, MAX_AUTH_TOKEN, MAX_LINE};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]

@@ -413,3 +413,56 @@ fn the_low_level_connection_speaks_every_lock_command() {
         Some(fast.token)
     );
 }
+
+#[test]
+fn drive_never_waits_for_the_reply_of_a_paused_server() {
+    // The server is frozen (SIGSTOP) from the grant until past the renewal
+    // time, for less than the lease: `drive` sends the renewal and returns
+    // at once on every call (it used to wait for buffer space up to the
+    // 10 s reply grace, re-entering itself), and the lease survives.
+    let server = dflockd(&[]);
+    let mut inst = instance(&[server.addr]);
+    let lock = Lock::open(&mut inst, "paused", &opts_with(server.addr, 5, Some(6)));
+    assert_eq!(lock.acquire(&mut inst), Ok(true));
+    let granted = Instant::now();
+    server.pause();
+    let (mut calls, mut slowest) = (0, Duration::ZERO);
+    while granted.elapsed() < Duration::from_millis(4_500) {
+        let wakeup = inst
+            .client
+            .dflockd_client_driver()
+            .call_next_wakeup(&mut inst.store)
+            .unwrap();
+        let waited = inst.block_on(&wakeup);
+        inst.drop_pollable(wakeup).unwrap();
+        waited.unwrap();
+        let started = Instant::now();
+        let lost = inst
+            .client
+            .dflockd_client_driver()
+            .call_drive(&mut inst.store)
+            .unwrap();
+        slowest = slowest.max(started.elapsed());
+        assert!(lost.is_empty(), "lost while paused: {lost:?}");
+        calls += 1;
+    }
+    assert!(
+        slowest < Duration::from_secs(1),
+        "drive blocked for {slowest:?}"
+    );
+    // After the renewal went out (3 s), the driver is woken every few ms
+    // to look for its reply: many calls, each of them short.
+    assert!(calls > 20, "the renewal was never in flight: {calls} calls");
+    server.resume();
+    // The renewal sent while paused is answered now; an explicit renew
+    // goes out behind it and succeeds only if the lease survived.
+    assert_eq!(lock.renew(&mut inst), Ok(6));
+    assert!(lock.is_held(&mut inst));
+    let lost = inst
+        .client
+        .dflockd_client_driver()
+        .call_drive(&mut inst.store)
+        .unwrap();
+    assert!(lost.is_empty(), "{lost:?}");
+    assert_eq!(lock.release(&mut inst), Ok(true));
+}

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use wasmtime::component::ResourceAny;
 
 use crate::driver::Sleep;
-use crate::error::flat;
+use crate::error::{flat, Trap};
 use crate::lock::{allowed_addresses, Builder, LeaseLost, LostCallback, Recipe};
 use crate::raw_async::{self, EnqueueStatus as WitStatus};
 use crate::runtime::{AsyncInstance, EPOCH};
@@ -218,34 +218,34 @@ impl<K> AsyncHolder<K> {
 
     /// Whether a grant is held and its lease was not lost.
     pub async fn is_held(&self) -> Result<bool, Error> {
-        Ok(cancellable!(self, call_is_held)?)
+        cancellable!(self, call_is_held).trap()
     }
 
     /// The current grant's token (a secret).
     pub async fn token(&self) -> Result<Option<String>, Error> {
-        Ok(cancellable!(self, call_token)?)
+        cancellable!(self, call_token).trap()
     }
 
     /// The current grant's fence.
     pub async fn fence(&self) -> Result<Option<u64>, Error> {
-        Ok(cancellable!(self, call_fence)?)
+        cancellable!(self, call_fence).trap()
     }
 
     /// The current grant's lease in seconds.
     pub async fn lease_s(&self) -> Result<Option<u64>, Error> {
-        Ok(cancellable!(self, call_lease_s)?)
+        cancellable!(self, call_lease_s).trap()
     }
 
     /// The index of the server the key routes to.
     pub async fn server_index(&self) -> Result<u32, Error> {
-        Ok(cancellable!(self, call_server_index)?)
+        cancellable!(self, call_server_index).trap()
     }
 
     /// Drops the connection without a release: the server keeps a held
     /// lease until it runs out, unless it releases on disconnect (its
     /// default). The next acquire connects again.
     pub async fn close(&self) -> Result<(), Error> {
-        Ok(cancellable!(self, call_close)?)
+        cancellable!(self, call_close).trap()
     }
 
     /// The key.

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 
 use wasmtime::component::ResourceAny;
 
-use crate::error::flat;
+use crate::error::{flat, Trap};
 use crate::raw;
 use crate::raw_async;
 use crate::runtime::{block_on, BlockingInstance};
@@ -416,32 +416,32 @@ impl<K> Holder<K> {
 
     /// Drops the connection without a release.
     pub fn close(&self) -> Result<(), Error> {
-        Ok(self.changing(|core| call!(core, call_close))?)
+        self.changing(|core| call!(core, call_close)).trap()
     }
 
     /// Whether a grant is held and its lease was not lost.
     pub fn is_held(&self) -> Result<bool, Error> {
-        Ok(call!(self.shared.core(), call_is_held)?)
+        call!(self.shared.core(), call_is_held).trap()
     }
 
     /// The current grant's token (a secret: don't log it).
     pub fn token(&self) -> Result<Option<String>, Error> {
-        Ok(call!(self.shared.core(), call_token)?)
+        call!(self.shared.core(), call_token).trap()
     }
 
     /// The current grant's fence.
     pub fn fence(&self) -> Result<Option<u64>, Error> {
-        Ok(call!(self.shared.core(), call_fence)?)
+        call!(self.shared.core(), call_fence).trap()
     }
 
     /// The current grant's lease in seconds.
     pub fn lease_s(&self) -> Result<Option<u64>, Error> {
-        Ok(call!(self.shared.core(), call_lease_s)?)
+        call!(self.shared.core(), call_lease_s).trap()
     }
 
     /// The index of the server the key routes to.
     pub fn server_index(&self) -> Result<u32, Error> {
-        Ok(call!(self.shared.core(), call_server_index)?)
+        call!(self.shared.core(), call_server_index).trap()
     }
 
     /// The key.

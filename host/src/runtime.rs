@@ -23,6 +23,7 @@ pub struct AsyncInstance {
     /// The component's exports, async.
     pub client: crate::raw_async::Client,
 }
+use crate::error::Trap;
 use crate::Error;
 
 /// An instance for the blocking API: the async bindings, driven by a tokio
@@ -67,10 +68,23 @@ macro_rules! block_on {
         let blocking: &mut $crate::runtime::BlockingInstance = $blocking;
         let rt = blocking.rt.get();
         let $inst = &mut blocking.inst;
-        $crate::runtime::off_runtime(|| rt.block_on($call))
+        $crate::runtime::off_runtime(|| rt.block_on($crate::runtime::fresh($call)))
     }};
 }
 pub(crate) use block_on;
+
+/// Runs `call` after one yield to the instance's runtime. That runtime
+/// runs only inside a call, so what arrived since the last one (a reply,
+/// the EOF of a connection the server closed) is known to tokio only once
+/// its I/O driver has polled epoll: a yield does that (one `epoll_wait`
+/// with no timeout) and runs wasmtime-wasi's pending write tasks. Without
+/// it a non-blocking read in the component sees stale readiness: `drive`
+/// never found its renewal reply, and an idle connection closed by the
+/// server looked alive until the request sent on it failed.
+pub(crate) async fn fresh<F: std::future::Future>(call: F) -> F::Output {
+    tokio::task::yield_now().await;
+    call.await
+}
 
 /// Runs `blocking` (a `block_on` of an instance's own runtime) here, or,
 /// called from inside another tokio runtime (a blocking call or drop in
@@ -198,15 +212,16 @@ impl RuntimeBuilder {
         // memory"). It is defence in depth against a compiler bug, not a
         // bounds check: those stay elided by the reserve and guard behind.
         config.guard_before_linear_memory(false);
-        let engine = Engine::new(&config)?;
+        let engine = Engine::new(&config).trap()?;
         let cache = (!self.no_cache).then(|| self.cache_dir.unwrap_or_else(default_cache_dir));
         let component = load(&engine, &bytes, cache.as_deref())?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        let pre = ClientPre::new(linker.instantiate_pre(&component)?)?;
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).trap()?;
+        let pre = ClientPre::new(linker.instantiate_pre(&component).trap()?).trap()?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        let pre_async = crate::raw_async::ClientPre::new(linker.instantiate_pre(&component)?)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).trap()?;
+        let pre_async =
+            crate::raw_async::ClientPre::new(linker.instantiate_pre(&component).trap()?).trap()?;
         Ok(Runtime {
             inner: Arc::new(Loaded {
                 engine,
@@ -232,7 +247,7 @@ impl Runtime {
     /// files, no environment, no other address.
     pub fn instance(&self, allowed: &[SocketAddr]) -> Result<Instance, Error> {
         let mut store = self.sandboxed_store(allowed);
-        let client = self.inner.pre.instantiate(&mut store)?;
+        let client = self.inner.pre.instantiate(&mut store).trap()?;
         Ok(Instance { store, client })
     }
 
@@ -255,7 +270,12 @@ impl Runtime {
     /// The same sandboxed instance, for async calls.
     pub async fn instance_async(&self, allowed: &[SocketAddr]) -> Result<AsyncInstance, Error> {
         let mut store = self.sandboxed_store(allowed);
-        let client = self.inner.pre_async.instantiate_async(&mut store).await?;
+        let client = self
+            .inner
+            .pre_async
+            .instantiate_async(&mut store)
+            .await
+            .trap()?;
         Ok(AsyncInstance { store, client })
     }
 
@@ -333,7 +353,7 @@ fn default_cache_dir() -> PathBuf {
 /// a compile.
 fn load(engine: &Engine, bytes: &[u8], cache: Option<&Path>) -> Result<Component, Error> {
     let Some(dir) = cache else {
-        return Ok(Component::new(engine, bytes)?);
+        return Component::new(engine, bytes).trap();
     };
     let mut compat = DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut compat);
@@ -353,17 +373,14 @@ fn load(engine: &Engine, bytes: &[u8], cache: Option<&Path>) -> Result<Component
             }
         }
     }
-    let component = Component::new(engine, bytes)?;
-    let written = component
-        .serialize()
-        .map_err(Error::from)
-        .and_then(|artifact| {
-            std::fs::create_dir_all(dir).map_err(|e| Error::Runtime(e.to_string()))?;
-            let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-            std::fs::write(&tmp, artifact)
-                .and_then(|()| std::fs::rename(&tmp, &file))
-                .map_err(|e| Error::Runtime(e.to_string()))
-        });
+    let component = Component::new(engine, bytes).trap()?;
+    let written = component.serialize().trap().and_then(|artifact| {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Runtime(e.to_string()))?;
+        let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, artifact)
+            .and_then(|()| std::fs::rename(&tmp, &file))
+            .map_err(|e| Error::Runtime(e.to_string()))
+    });
     if let Err(e) = written {
         tracing::warn!(dir = %dir.display(), error = %e, "could not cache the compiled component");
     }

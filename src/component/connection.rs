@@ -4,10 +4,11 @@ use std::cell::RefCell;
 
 use super::api::connection::{Enqueued, GuestConnection, Stats};
 use super::api::types::{ConnectOptions, Error, Grant, Server};
-use super::{clock, convert, transport::Conn};
+use super::transport::{Conn, Dial};
+use super::{clock, convert};
 use crate::protocol::reply::{decode_enqueue, decode_grant, decode_ok, decode_renew, ErrorContext};
 use crate::protocol::{self as p, Kind, Request, Space};
-use crate::settings::{check_server, REPLY_GRACE_MS};
+use crate::settings::REPLY_GRACE_MS;
 
 /// One open connection; after a transport fault every call returns that fault.
 pub struct Connection(RefCell<Conn>);
@@ -41,9 +42,8 @@ impl GuestConnection for Connection {
         server: Server,
         opts: ConnectOptions,
     ) -> Result<super::api::connection::Connection, Error> {
-        let server = server.into();
-        check_server(&server)?;
-        let conn = Conn::connect(&server, &convert::connect_settings(opts)?)?;
+        let dial = Dial::new(server.into(), convert::connect_settings(opts)?)?;
+        let conn = Conn::connect(&dial)?;
         Ok(super::api::connection::Connection::new(Connection(
             RefCell::new(conn),
         )))

@@ -1,10 +1,9 @@
 //! Conversions between the WIT types and the pure core's types.
 
 use super::api::{connection as wc, driver, types as wt};
-use super::session::LeaseLost;
-use crate::protocol::{stats, Enqueued, Error, Grant};
-use crate::settings::{ConnectSettings, RawOptions, Server};
-use crate::tls::{ClientCert, TlsOptions, Trust};
+use crate::protocol::{stats, Enqueued, Error, Grant, Kind};
+use crate::session::LeaseLost;
+use crate::settings::{ClientCert, ConnectSettings, RawOptions, Server, TlsOptions, Trust};
 
 impl From<Error> for wt::Error {
     fn from(e: Error) -> Self {
@@ -25,6 +24,9 @@ impl From<Error> for wt::Error {
             Error::Connection(why) => wt::Error::Connection(why),
             Error::Tls(why) => wt::Error::Tls(why),
             Error::InvalidArgument(why) => wt::Error::InvalidArgument(why),
+            // `Runtime` is a host's own case, which the component never
+            // produces; the error is non-exhaustive across crates.
+            other => wt::Error::Connection(other.to_string()),
         }
     }
 }
@@ -141,7 +143,7 @@ impl From<LeaseLost> for driver::LeaseLost {
     fn from(l: LeaseLost) -> Self {
         driver::LeaseLost {
             key: l.key,
-            semaphore: l.semaphore,
+            semaphore: matches!(l.kind, Kind::Semaphore { .. }),
             fence: l.fence,
             reason: l.reason.into(),
         }

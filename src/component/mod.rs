@@ -1,13 +1,17 @@
 //! The component glue: WIT bindings and thin exports that delegate to the
-//! session, transport and pure core. Nothing here may panic: a trap poisons
-//! the instance.
+//! holders (the WASI shell of the core's sessions), the transport and the
+//! pure core. Nothing here may panic: a trap poisons the instance.
+//!
+//! Imports run one way: `resources`/`connection` → `holder` → `transport` →
+//! `reactor` → `clock`; the reactor knows the holders only as its
+//! `Background` trait.
 
 mod clock;
 mod connection;
 mod convert;
+mod holder;
 mod reactor;
 mod resources;
-mod session;
 mod transport;
 
 /// Generated bindings: the only place where `unsafe` (the canonical ABI) is allowed.
@@ -56,15 +60,15 @@ impl api::sharding::Guest for Component {
 
 impl api::driver::Guest for Component {
     fn next_wakeup() -> wasip2::io::poll::Pollable {
-        session::next_wakeup()
+        holder::next_wakeup()
     }
 
     fn next_deadline() -> Option<u64> {
-        session::next_deadline()
+        holder::next_deadline()
     }
 
     fn drive() -> Vec<api::driver::LeaseLost> {
-        session::drive_all(clock::now());
-        session::take_losses().into_iter().map(Into::into).collect()
+        reactor::drive_all(clock::now());
+        holder::take_losses().into_iter().map(Into::into).collect()
     }
 }

@@ -1,23 +1,98 @@
 //! The reactor: every blocking wait in the instance goes through [`wait`],
-//! which also keeps the leases of all held locks renewed.
+//! which also keeps the instance's background work going (the renewals of
+//! every held lease). It knows that work only as [`Background`], so that
+//! nothing it serves needs to import it back.
+
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
 
 use wasip2::io::poll::{poll, Pollable};
 
-use super::{clock, session};
+use super::clock;
 
-/// Blocks until `own` is ready, `deadline` passes, or a held lease needs
-/// attention; then does what the leases need. Callers loop on it.
-pub fn wait(own: Option<&Pollable>, deadline: u64) {
+/// While background work waits for I/O, `next-deadline` ticks this often
+/// (ms): one pollable cannot wait for "reply or deadline" at once.
+const IO_TICK_MS: u64 = 5;
+
+/// Work the instance must keep doing between and during calls.
+pub trait Background {
+    /// Pollables for the I/O it waits on.
+    fn wakeups(&self, out: &mut Vec<Pollable>);
+    /// When it must be driven next, as a monotonic instant.
+    fn deadline(&self) -> Option<u64>;
+    /// Whether it waits for I/O (a reply, or room to write).
+    fn awaits_io(&self) -> bool;
+    /// Does what is due, without blocking.
+    fn drive(&mut self, now: u64);
+}
+
+type Work = Weak<RefCell<dyn Background>>;
+
+thread_local! {
+    static WORK: RefCell<Vec<Work>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Registers background work for as long as `work` lives.
+pub fn register<B: Background + 'static>(work: &Rc<RefCell<B>>) {
+    let weak: Weak<RefCell<B>> = Rc::downgrade(work);
+    let weak: Work = weak;
+    WORK.with_borrow_mut(|all| {
+        all.retain(|w| w.strong_count() > 0);
+        all.push(weak);
+    });
+}
+
+/// Runs `f` on every piece of work not in use by the current call.
+fn for_each_free(mut f: impl FnMut(&mut dyn Background)) {
+    let all: Vec<_> = WORK.with_borrow(|all| all.iter().filter_map(Weak::upgrade).collect());
+    for work in all {
+        if let Ok(mut work) = work.try_borrow_mut() {
+            f(&mut *work);
+        }
+    }
+}
+
+/// Drives all free background work, without blocking.
+pub fn drive_all(now: u64) {
+    for_each_free(|w| w.drive(now));
+}
+
+/// When the background work must next be driven; `None` when it has none.
+pub fn next_deadline() -> Option<u64> {
+    let mut earliest: Option<u64> = None;
+    let mut io = false;
+    for_each_free(|w| {
+        io |= w.awaits_io();
+        if let Some(at) = w.deadline() {
+            earliest = Some(earliest.map_or(at, |e| e.min(at)));
+        }
+    });
+    if io {
+        let tick = clock::after_ms(IO_TICK_MS);
+        earliest = Some(earliest.map_or(tick, |e| e.min(tick)));
+    }
+    earliest
+}
+
+/// Blocks until one of `own` is ready, `deadline` passes, or background
+/// work needs attention; then drives the background work. Callers loop.
+pub fn wait(own: &[&Pollable], deadline: u64) {
     {
-        let timer = clock::timer(deadline);
         let mut others = Vec::new();
-        session::collect_wakeups(&mut others);
-        let mut all: Vec<&Pollable> = Vec::with_capacity(others.len() + 2);
-        all.extend(own);
+        let mut soonest = deadline;
+        for_each_free(|w| {
+            w.wakeups(&mut others);
+            if let Some(at) = w.deadline() {
+                soonest = soonest.min(at);
+            }
+        });
+        let timer = clock::timer(soonest);
+        let mut all: Vec<&Pollable> = Vec::with_capacity(own.len() + others.len() + 1);
+        all.extend_from_slice(own);
         all.push(&timer);
         all.extend(others.iter());
         poll(&all);
-        // The pollables drop here, before any lease work may close their sockets.
+        // The pollables drop here, before any work may close their sockets.
     }
-    session::drive_all(clock::now());
+    drive_all(clock::now());
 }

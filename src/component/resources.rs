@@ -1,5 +1,6 @@
 //! The exported resources `lock`, `semaphore` and `fence-guard`: each holds
-//! its state and delegates; the logic lives in `session` and the pure core.
+//! its state and delegates; the lifecycle lives in the core's session, the
+//! I/O in `holder`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -7,45 +8,90 @@ use std::rc::Rc;
 use super::api::fencing::{GuestFenceGuard, StaleFence};
 use super::api::locks::{GuestLock, GuestSemaphore};
 use super::api::types::{EnqueueStatus, Error, Options};
-use super::session::{self, Session};
+use super::holder::Holder;
+use crate::protocol::{self as p, Enqueued, Kind};
+use crate::session::Outcome;
 use crate::settings::Settings;
 
 /// The state shared by `lock` and `semaphore`.
-struct Holder(Rc<RefCell<Session>>);
+struct Shared(Rc<RefCell<Holder>>);
 
-impl Holder {
+fn unexpected(outcome: Outcome) -> p::Error {
+    // The session answers each command with its own outcome kind.
+    p::Error::Protocol(format!("internal: unexpected outcome {outcome:?}"))
+}
+
+impl Shared {
     fn open(key: &str, limit: Option<u32>, opts: Options) -> Result<Self, Error> {
-        Ok(Holder(session::register(Settings::new(
-            key,
-            limit,
-            opts.into(),
-        )?)))
+        let settings = Settings::new(key, limit, opts.into())?;
+        Ok(Shared(Holder::open(settings)?))
+    }
+
+    fn acquired(outcome: Result<Outcome, p::Error>) -> Result<bool, Error> {
+        match outcome? {
+            Outcome::Acquired(grant) => Ok(grant.is_some()),
+            other => Err(unexpected(other).into()),
+        }
+    }
+
+    fn acquire(&self) -> Result<bool, Error> {
+        Self::acquired(self.0.borrow_mut().run(|s, now| s.acquire(now)))
+    }
+
+    fn enqueue(&self) -> Result<EnqueueStatus, Error> {
+        match self.0.borrow_mut().run(|s, now| s.enqueue(now))? {
+            Outcome::Enqueued(Enqueued::Acquired(_)) => Ok(EnqueueStatus::Acquired),
+            Outcome::Enqueued(Enqueued::Queued) => Ok(EnqueueStatus::Queued),
+            other => Err(unexpected(other).into()),
+        }
+    }
+
+    fn wait(&self, timeout_s: Option<u64>) -> Result<bool, Error> {
+        Self::acquired(self.0.borrow_mut().run(|s, now| s.wait(now, timeout_s)))
+    }
+
+    fn release(&self) -> Result<bool, Error> {
+        match self.0.borrow_mut().run(|s, now| s.release(now))? {
+            Outcome::Released(released) => Ok(released),
+            other => Err(unexpected(other).into()),
+        }
+    }
+
+    fn renew(&self) -> Result<u64, Error> {
+        match self.0.borrow_mut().run(|s, now| s.renew(now))? {
+            Outcome::Renewed(remaining) => Ok(remaining),
+            other => Err(unexpected(other).into()),
+        }
+    }
+
+    fn grant<T>(&self, f: impl FnOnce(&p::Grant) -> T) -> Option<T> {
+        self.0.borrow_mut().current().grant().map(f)
     }
 }
 
 /// Implements the methods `lock` and `semaphore` share, plus the given items.
 macro_rules! holder_resource {
     ($name:ident, $guest:ident, { $($extra:item)* }) => {
-        /// An exported resource over a [`Holder`].
-        pub struct $name(Holder);
+        /// An exported resource over a [`Shared`] holder.
+        pub struct $name(Shared);
 
         impl $guest for $name {
             $($extra)*
 
             fn acquire(&self) -> Result<bool, Error> {
-                Ok(self.0 .0.borrow_mut().acquire()?)
+                self.0.acquire()
             }
             fn enqueue(&self) -> Result<EnqueueStatus, Error> {
-                Ok(self.0 .0.borrow_mut().enqueue()?.into())
+                self.0.enqueue()
             }
             fn wait(&self, timeout_s: Option<u64>) -> Result<bool, Error> {
-                Ok(self.0 .0.borrow_mut().wait(timeout_s)?)
+                self.0.wait(timeout_s)
             }
             fn release(&self) -> Result<bool, Error> {
-                Ok(self.0 .0.borrow_mut().release()?)
+                self.0.release()
             }
             fn renew(&self) -> Result<u64, Error> {
-                Ok(self.0 .0.borrow_mut().renew()?)
+                self.0.renew()
             }
             fn close(&self) {
                 self.0 .0.borrow_mut().close()
@@ -54,16 +100,16 @@ macro_rules! holder_resource {
                 self.0 .0.borrow().settings().key.clone()
             }
             fn token(&self) -> Option<String> {
-                self.0 .0.borrow_mut().grant().map(|g| g.token.clone())
+                self.0.grant(|g| g.token.clone())
             }
             fn fence(&self) -> Option<u64> {
-                self.0 .0.borrow_mut().grant().map(|g| g.fence)
+                self.0.grant(|g| g.fence)
             }
             fn lease_s(&self) -> Option<u64> {
-                self.0 .0.borrow_mut().grant().map(|g| g.lease_s)
+                self.0.grant(|g| g.lease_s)
             }
             fn is_held(&self) -> bool {
-                self.0 .0.borrow_mut().grant().is_some()
+                self.0.grant(|_| ()).is_some()
             }
             fn server_index(&self) -> u32 {
                 self.0 .0.borrow().settings().server_index
@@ -74,7 +120,7 @@ macro_rules! holder_resource {
 
 holder_resource!(Lock, GuestLock, {
     fn open(key: String, opts: Options) -> Result<super::api::locks::Lock, Error> {
-        Ok(super::api::locks::Lock::new(Lock(Holder::open(
+        Ok(super::api::locks::Lock::new(Lock(Shared::open(
             &key, None, opts,
         )?)))
     }
@@ -82,7 +128,7 @@ holder_resource!(Lock, GuestLock, {
 
 holder_resource!(Semaphore, GuestSemaphore, {
     fn open(key: String, limit: u32, opts: Options) -> Result<super::api::locks::Semaphore, Error> {
-        Ok(super::api::locks::Semaphore::new(Semaphore(Holder::open(
+        Ok(super::api::locks::Semaphore::new(Semaphore(Shared::open(
             &key,
             Some(limit),
             opts,
@@ -90,8 +136,8 @@ holder_resource!(Semaphore, GuestSemaphore, {
     }
     fn limit(&self) -> u32 {
         match self.0 .0.borrow().settings().kind {
-            crate::protocol::Kind::Semaphore { limit } => limit.get(),
-            crate::protocol::Kind::Lock => 0,
+            Kind::Semaphore { limit } => limit.get(),
+            Kind::Lock => 0,
         }
     }
 });

@@ -1,7 +1,8 @@
 //! One TCP connection over `wasi:sockets`, optionally with TLS over it
 //! ([`crate::tls`] turns plaintext into records; this module moves the
-//! bytes): connect and handshake with a deadline, write a request, collect a
-//! reply line without blocking.
+//! bytes): connect and handshake with a deadline (blocking, under the
+//! reactor); then, without blocking, queue bytes and write what the socket
+//! takes, and collect a reply line.
 //!
 //! A connection that failed (I/O error, protocol violation, client-side
 //! timeout) is closed at once and stays failed: every later call returns the
@@ -19,8 +20,31 @@ use wasip2::sockets::{instance_network, ip_name_lookup, tcp_create_socket};
 
 use super::clock;
 use crate::protocol::{Error, LineReader, Request, MAX_REPLY};
-use crate::settings::{ConnectSettings, Server, REPLY_GRACE_MS};
-use crate::tls::{Incoming, TlsOptions, TlsSession, TlsSettings, Trust};
+use crate::settings::{check_server, ConnectSettings, Server, TlsOptions, Trust};
+use crate::tls::{Incoming, TlsSession, TlsSettings};
+
+/// Where and how to connect, checked: the server, the connect settings,
+/// and the rustls configuration built from them once.
+#[derive(Debug, Clone)]
+pub struct Dial {
+    server: Server,
+    settings: ConnectSettings,
+    tls: Option<TlsSettings>,
+}
+
+impl Dial {
+    /// Checks the server entry and builds the TLS configuration:
+    /// `invalid-argument` for a bad host, port or PEM, before any connection.
+    pub fn new(server: Server, settings: ConnectSettings) -> Result<Self, Error> {
+        check_server(&server)?;
+        let tls = settings.tls.clone().map(TlsSettings::new).transpose()?;
+        Ok(Dial {
+            server,
+            settings,
+            tls,
+        })
+    }
+}
 
 /// The open streams, and the TLS session over them. Field order is drop
 /// order: streams before their socket.
@@ -35,6 +59,9 @@ struct Open {
 pub struct Conn {
     open: Result<Open, Error>,
     reader: LineReader,
+    /// Bytes queued for the socket (encrypted, under TLS) that it has not
+    /// taken yet.
+    out: Vec<u8>,
     /// Whether a whole reply line has arrived yet (to explain an early close).
     replied: bool,
     /// The address connected to, for [`Conn::explain_early_close`].
@@ -44,7 +71,8 @@ pub struct Conn {
 impl Conn {
     /// Resolves, connects, does the TLS handshake and (with a token)
     /// authenticates, all before one deadline.
-    pub fn connect(server: &Server, settings: &ConnectSettings) -> Result<Self, Error> {
+    pub fn connect(dial: &Dial) -> Result<Self, Error> {
+        let (server, settings) = (&dial.server, &dial.settings);
         let deadline = clock::after_ms(settings.timeout_ms);
         let network = instance_network::instance_network();
         let addrs = resolve(&network, &server.host, deadline)?;
@@ -55,10 +83,11 @@ impl Conn {
                     let mut conn = Conn {
                         open: Ok(open),
                         reader: LineReader::new(MAX_REPLY),
+                        out: Vec::new(),
                         replied: false,
                         peer: (ip, server.port),
                     };
-                    if let Some(tls) = &settings.tls {
+                    if let Some(tls) = &dial.tls {
                         conn.handshake(tls.session(&server.host)?, deadline)?;
                     }
                     if let Some(token) = &settings.auth_token {
@@ -99,7 +128,8 @@ impl Conn {
                 if clock::now() >= deadline {
                     return Err(Error::Timeout);
                 }
-                super::reactor::wait(self.readable().as_ref(), deadline);
+                let readable = self.readable();
+                super::reactor::wait(readable.as_ref().as_slice(), deadline);
             }
         })();
         result.map_err(|e| {
@@ -142,22 +172,71 @@ impl Conn {
         error
     }
 
-    /// Validates and writes one request (encrypted under TLS), waiting for
-    /// buffer space until `deadline`.
+    /// Validates and writes one request (encrypted under TLS), waiting
+    /// (under the reactor) for buffer space until `deadline`.
     pub fn send(&mut self, request: &Request, deadline: u64) -> Result<(), Error> {
         let mut frame = Vec::new();
         request.encode(&mut frame)?;
-        let written = self.open.as_mut().map_err(|e| e.clone()).and_then(|open| {
-            let bytes = match open.tls.as_mut() {
-                None => frame,
-                Some(tls) => {
-                    tls.write_plain(&frame)?;
-                    tls.take_outgoing()
-                }
+        self.queue(&frame)?;
+        loop {
+            let writable = match self.flush() {
+                Ok(None) => return Ok(()),
+                Ok(Some(writable)) => writable,
+                Err(e) => return Err(e),
             };
-            write_all(&open.output, &bytes, deadline)
-        });
-        written.map_err(|e| self.fail_if(e))
+            if clock::now() >= deadline {
+                return Err(self.fail(Error::Timeout));
+            }
+            super::reactor::wait(&[&writable], deadline);
+        }
+    }
+
+    /// Queues `plain` for the socket (encrypting it under TLS); nothing
+    /// is written yet: see [`Conn::flush`].
+    pub fn queue(&mut self, plain: &[u8]) -> Result<(), Error> {
+        let open = self.open.as_mut().map_err(|e| e.clone())?;
+        match open.tls.as_mut() {
+            None => self.out.extend_from_slice(plain),
+            Some(tls) => {
+                let written = tls.write_plain(plain);
+                if let Err(e) = written {
+                    return Err(self.fail(e));
+                }
+                self.out.extend(tls.take_outgoing());
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes as much of the queue as the socket takes now, never waiting.
+    /// `Ok(None)` when all is written; otherwise a pollable that is ready
+    /// when the socket takes more.
+    pub fn flush(&mut self) -> Result<Option<Pollable>, Error> {
+        if self.out.is_empty() {
+            return Ok(None);
+        }
+        let written = match self.open.as_mut() {
+            Ok(open) => write_some(&open.output, &mut self.out),
+            Err(e) => Err(e.clone()),
+        };
+        match written {
+            Ok(()) if self.out.is_empty() => Ok(None),
+            Ok(()) => Ok(self.open.as_ref().ok().map(|o| o.output.subscribe())),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Whether queued bytes wait for room in the socket.
+    pub fn has_queued(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// A pollable ready when the socket takes more, while bytes are queued.
+    pub fn writable(&self) -> Option<Pollable> {
+        if self.out.is_empty() {
+            return None;
+        }
+        self.open.as_ref().ok().map(|open| open.output.subscribe())
     }
 
     /// Reads what has arrived, without blocking; the reply line once complete.
@@ -173,7 +252,9 @@ impl Conn {
     /// Moves what the socket has into the line reader (decrypting under
     /// TLS); returns how many bytes the socket gave.
     fn read_available(&mut self) -> Result<usize, Error> {
-        let Conn { open, reader, .. } = self;
+        let Conn {
+            open, reader, out, ..
+        } = self;
         let open = open.as_mut().map_err(|e| e.clone())?;
         let mut total = 0;
         let mut ask = FIRST_READ;
@@ -205,28 +286,13 @@ impl Conn {
                 break;
             }
         }
-        // TLS may owe the server records now (alerts, key updates).
+        // TLS may owe the server records now (alerts, key updates): queued,
+        // and written as far as the socket takes them, never waiting.
         if let Some(tls) = open.tls.as_mut() {
-            let out = tls.take_outgoing();
-            write_all(&open.output, &out, clock::after_ms(REPLY_GRACE_MS))?;
+            out.extend(tls.take_outgoing());
+            write_some(&open.output, out)?;
         }
         Ok(total)
-    }
-
-    /// Whether this connection, idle between requests, can carry the next
-    /// one: nothing may be waiting to be read. A server that closed it
-    /// meanwhile (restarted, or its idle read timeout) shows here as EOF, and
-    /// stray bytes mean it is out of step; either way it is failed, so the
-    /// caller opens a fresh one instead of sending into a dead socket.
-    pub fn is_reusable(&mut self) -> bool {
-        match self.poll_line() {
-            Ok(None) if self.reader.is_empty() => true,
-            Ok(_) => {
-                self.fail(Error::Protocol("unsolicited bytes from the server".into()));
-                false
-            }
-            Err(_) => false,
-        }
     }
 
     /// A pollable ready when bytes (or EOF) can be read. `None` once failed.
@@ -251,7 +317,8 @@ impl Conn {
             if clock::now() >= deadline {
                 return Err(self.fail(Error::Timeout));
             }
-            super::reactor::wait(self.readable().as_ref(), deadline);
+            let readable = self.readable();
+            super::reactor::wait(readable.as_ref().as_slice(), deadline);
         }
     }
 }
@@ -262,7 +329,7 @@ impl Conn {
     /// no TLS record), and so does one at its `--max-connections`. To tell
     /// them apart, one more connection offers a TLS ClientHello: a TLS
     /// record back means the server speaks TLS, which is then the error.
-    fn explain_early_close(&mut self, error: Error, deadline: u64) -> Error {
+    pub fn explain_early_close(&mut self, error: Error, deadline: u64) -> Error {
         let plain = self.open.as_ref().map_or(true, |open| open.tls.is_none());
         if self.replied || !plain || !matches!(error, Error::Connection(_)) {
             return error;
@@ -317,7 +384,7 @@ fn speaks_tls(peer: (IpAddr, u16), deadline: u64) -> bool {
                 if clock::now() >= deadline {
                     return false;
                 }
-                super::reactor::wait(Some(&open.input.subscribe()), deadline);
+                super::reactor::wait(&[&open.input.subscribe()], deadline);
             }
             Ok(bytes) => head.extend_from_slice(&bytes),
             Err(_) => return false,
@@ -325,6 +392,28 @@ fn speaks_tls(peer: (IpAddr, u16), deadline: u64) -> bool {
     }
     // A TLS record header: handshake (22) or alert (21), version 3.x.
     matches!(head[..2], [21 | 22, 3])
+}
+
+/// Writes from the front of `queue` what the socket takes now, never
+/// waiting; what it took leaves the queue.
+fn write_some(output: &OutputStream, queue: &mut Vec<u8>) -> Result<(), Error> {
+    let mut written = 0;
+    while written < queue.len() {
+        let permit = output.check_write().map_err(stream_error)?;
+        if permit == 0 {
+            break;
+        }
+        let n = (queue.len() - written).min(usize::try_from(permit).unwrap_or(usize::MAX));
+        output
+            .write(&queue[written..written + n])
+            .map_err(stream_error)?;
+        written += n;
+    }
+    queue.drain(..written);
+    if written > 0 {
+        output.flush().map_err(stream_error)?;
+    }
+    Ok(())
 }
 
 /// Writes all of `bytes`, waiting (running the reactor) for buffer space
@@ -357,7 +446,7 @@ fn stream_error(e: StreamError) -> Error {
 
 /// Waits (running the reactor) for one pollable or the deadline; `Timeout` after it.
 fn wait_for(pollable: &Pollable, deadline: u64) -> Result<(), Error> {
-    super::reactor::wait(Some(pollable), deadline);
+    super::reactor::wait(&[pollable], deadline);
     if !pollable.ready() && clock::now() >= deadline {
         return Err(Error::Timeout);
     }

@@ -8,7 +8,7 @@ use std::process::Command;
 use crate::{root, run, Step};
 
 /// The targets, in `fuzz/Cargo.toml`.
-const TARGETS: [&str; 3] = ["reply", "stats", "request"];
+const TARGETS: [&str; 4] = ["reply", "stats", "request", "session"];
 
 pub fn fuzz() -> Step {
     let seconds = seconds()?;

@@ -163,7 +163,7 @@ fn demo() -> Step {
 }
 
 fn test() -> Step {
-    run(cargo().args(["test", "-p", "dflockd-component"]))?;
+    run(cargo().args(["test", "-p", "dflockd-core", "-p", "dflockd-component"]))?;
     build()?;
     run(cargo().args([
         "test",

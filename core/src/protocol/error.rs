@@ -1,6 +1,8 @@
 use thiserror::Error;
 
-/// Every failure of the client, mirroring the WIT `error` variant one to one.
+/// Every failure of the client: the one error type of the guest, of the
+/// host bindings (which re-export it) and of the WIT `error` variant, which
+/// it mirrors case by case (plus [`Error::Runtime`], the host's own).
 ///
 /// Server answers, transport faults and caller mistakes are separate cases.
 /// No case carries an auth token or a whole lock token: see [`redact`].
@@ -55,6 +57,11 @@ pub enum Error {
     /// The caller passed a bad value; nothing was sent.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// The embedding failed: the component could not be loaded or
+    /// instantiated, or it trapped (its instance is unusable afterwards).
+    /// Only a host produces it; the component never does.
+    #[error("component runtime: {0}")]
+    Runtime(String),
 }
 
 impl Error {

@@ -63,6 +63,12 @@ impl Lease {
         &self.state
     }
 
+    /// The latest moment the lease is known to last to: a local estimate
+    /// that errs early (counted from when the request was sent).
+    pub fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+
     /// Whether the lease is lost.
     pub fn is_lost(&self) -> bool {
         matches!(self.state, State::Lost(_))
