@@ -3,10 +3,15 @@
 #[path = "support.rs"]
 mod support;
 
-use dflockd_host::EnqueueStatus;
+use dflockd_host::Enqueued;
 
-fn notify_external_system(status: EnqueueStatus) {
-    println!("enqueue -> {status:?} (telemetry, notifications... go here)");
+fn notify_external_system(status: &Enqueued) {
+    let status = if status.is_queued() {
+        "queued"
+    } else {
+        "acquired"
+    };
+    println!("enqueue -> {status} (telemetry, notifications... go here)");
 }
 
 fn main() -> Result<(), dflockd_host::Error> {
@@ -16,7 +21,7 @@ fn main() -> Result<(), dflockd_host::Error> {
         .lease_ttl_s(20)
         .build()?;
     let status = lock.enqueue()?; // Acquired (fast path) or Queued
-    notify_external_system(status);
+    notify_external_system(&status);
     if let Some(guard) = lock.wait(Some(10))? {
         println!("holding my-key, fence {:?}", guard.fence()?);
         println!("released = {}", guard.release()?);

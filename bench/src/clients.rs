@@ -342,12 +342,7 @@ fn component_sync_bindings(
         host: addr.ip().to_string(),
         port: addr.port(),
     };
-    let opts = host_tests::ConnectOptions {
-        connect_timeout_ms: None,
-        auth_token: None,
-        tls: None,
-    };
-    let open = conns.call_open(&mut inst.store, &server, &opts);
+    let open = conns.call_open(&mut inst.store, &server, &[]);
     let handle = open.expect("call").expect("open");
     let key = format!("bench-sync-{w}");
     let mut out = Vec::with_capacity(rounds);

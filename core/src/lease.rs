@@ -6,7 +6,7 @@
 //! or [`Lease::handle_failure`]; when a deadline passes with the reply still
 //! missing, [`Lease::handle_timeout`] declares the lease lost.
 
-use crate::protocol::Error;
+use crate::protocol::{Error, LossCause};
 
 const NS_PER_S: u64 = 1_000_000_000;
 /// The longest gap between renewals, whatever the lease: dflockd drops a
@@ -123,11 +123,11 @@ impl Lease {
         if self.is_lost() || now < self.expires_at {
             return false;
         }
-        let reason = match self.state {
-            State::InFlight { .. } => "no renewal reply before the lease ran out",
-            _ => "the lease ran out before it was renewed (nothing drove the renewal)",
+        let cause = match self.state {
+            State::InFlight { .. } => LossCause::NoReply,
+            _ => LossCause::NotRenewed,
         };
-        self.state = State::Lost(Error::LockLost(reason.into()));
+        self.state = State::Lost(Error::lost(cause, ""));
         true
     }
 

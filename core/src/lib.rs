@@ -21,5 +21,5 @@ pub mod session;
 pub mod settings;
 pub mod shard;
 
-pub use protocol::{Enqueued, Error, Grant, Kind};
+pub use protocol::{Enqueued, Error, Grant, Kind, Loss, LossCause};
 pub use session::{LeaseLost, Session};

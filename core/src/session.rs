@@ -35,7 +35,7 @@ use std::collections::VecDeque;
 
 use crate::lease::Lease;
 use crate::protocol::reply::{decode_enqueue, decode_grant, decode_ok, decode_renew, ErrorContext};
-use crate::protocol::{check_seconds, Enqueued, Error, Grant, Kind, Request};
+use crate::protocol::{check_seconds, Enqueued, Error, Grant, Kind, Loss, LossCause, Request};
 use crate::settings::{Settings, REPLY_GRACE_MS};
 
 const NS_PER_MS: u64 = 1_000_000;
@@ -78,8 +78,8 @@ pub struct LeaseLost {
     pub kind: Kind,
     /// The fence of the lost grant.
     pub fence: u64,
-    /// Why: always [`Error::LockLost`], naming the cause.
-    pub reason: Error,
+    /// Why, typed.
+    pub reason: Loss,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,14 +148,6 @@ pub struct Session {
 
 fn invalid(msg: &str) -> Error {
     Error::InvalidArgument(msg.into())
-}
-
-/// Every loss is `lock-lost`, naming its cause.
-fn lock_lost(cause: Error) -> Error {
-    match cause {
-        lost @ Error::LockLost(_) => lost,
-        other => Error::LockLost(other.to_string()),
-    }
 }
 
 impl Session {
@@ -323,7 +315,7 @@ impl Session {
             if lease.handle_timeout(now) {
                 let reason = match lease.state() {
                     crate::lease::State::Lost(reason) => reason.clone(),
-                    _ => Error::LockLost("the lease ran out".into()),
+                    _ => Error::lost(LossCause::NotRenewed, ""),
                 };
                 self.lose(reason);
             }
@@ -576,7 +568,7 @@ impl Session {
                 self.phase = Phase::Idle;
                 match decode_ok(line, ErrorContext::Token) {
                     Ok(()) => Ok(Outcome::Released(true)),
-                    Err(Error::Server(why)) => Err(Error::LockLost(format!("at release: {why}"))),
+                    Err(Error::Server(why)) => Err(Error::lost(LossCause::ReleaseRefused, why)),
                     Err(e) => Err(e),
                 }
             }
@@ -608,9 +600,7 @@ impl Session {
                     // `ok 0`, or a reply that took longer than what it
                     // granted: over already.
                     if lease.handle_timeout(now) {
-                        self.lose(Error::LockLost(
-                            "the server renewed it for less time than the reply took".into(),
-                        ));
+                        self.lose(Error::lost(LossCause::Expired, ""));
                     }
                 }
             }
@@ -673,7 +663,7 @@ impl Session {
         let Phase::Held { grant, .. } = &self.phase else {
             return;
         };
-        let reason = lock_lost(cause);
+        let loss = Loss::from_error(&cause);
         if self.lost.len() == MAX_UNREPORTED_LOSSES {
             self.lost.pop_front();
         }
@@ -681,8 +671,9 @@ impl Session {
             key: self.settings.key.clone(),
             kind: self.settings.kind,
             fence: grant.fence,
-            reason: reason.clone(),
+            reason: loss.clone(),
         });
+        let reason = Error::LockLost(loss);
         self.phase = Phase::Lost(reason.clone());
         let in_flight = matches!(
             self.in_flight.take(),

@@ -66,7 +66,7 @@ fn fifo_grants_all_nine_workers() {
 fn two_phase_takes_the_fast_path_on_a_free_key() {
     let server = dflockd(&[]);
     let out = run("two_phase", &[&server], &[]);
-    assert!(out.contains("enqueue -> Acquired"), "{out}");
+    assert!(out.contains("enqueue -> acquired"), "{out}");
     assert!(out.contains("released = true"), "{out}");
 }
 

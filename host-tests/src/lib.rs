@@ -7,15 +7,17 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-pub use dflockd_host::raw::{
-    Client, ClientCert, ConnectOptions, EnqueueStatus, Enqueued, Error, Instance, LeaseLost,
-    Options, Server, TlsOptions,
-};
 use dflockd_host::{Builder, Counting, Exclusive, Runtime};
+pub use raw::{
+    Client, ClientCert, Enqueued, Error, Grant, Instance, Kind, LeaseLost, Loss, LossCause, Server,
+    Setting, TlsSetting,
+};
 
 pub mod certs;
 pub mod interop;
 pub mod mtls;
+#[allow(missing_docs)]
+pub mod raw;
 pub mod server;
 pub mod standin;
 
@@ -44,11 +46,17 @@ pub fn runtime() -> &'static Runtime {
     })
 }
 
+/// The shared runtime's component, linked for the bare-contract bindings.
+pub fn raw() -> &'static raw::Raw {
+    static RAW: OnceLock<raw::Raw> = OnceLock::new();
+    RAW.get_or_init(|| raw::Raw::new(runtime()).unwrap_or_else(|e| panic!("link: {e:?}")))
+}
+
 /// A fresh instance that may connect only to `allowed`.
 pub fn instance(allowed: &[SocketAddr]) -> Instance {
-    runtime()
+    raw()
         .instance(allowed)
-        .unwrap_or_else(|e| panic!("instantiate: {e}"))
+        .unwrap_or_else(|e| panic!("instantiate: {e:?}"))
 }
 
 /// The names the built component imports and exports.
@@ -56,20 +64,9 @@ pub fn component_names() -> (Vec<String>, Vec<String>) {
     runtime().component_names()
 }
 
-/// Options for one server with everything else at its default.
-pub fn options(server: SocketAddr) -> Options {
-    Options {
-        servers: vec![server_of(server)],
-        connect: ConnectOptions {
-            connect_timeout_ms: None,
-            auth_token: None,
-            tls: None,
-        },
-        acquire_timeout_s: None,
-        lease_ttl_s: None,
-        renew_ratio: None,
-        server_index: None,
-    }
+/// Settings for one server with everything else at its default.
+pub fn options(server: SocketAddr) -> Vec<Setting> {
+    vec![Setting::Servers(vec![server_of(server)])]
 }
 
 /// The WIT `server` for a socket address.

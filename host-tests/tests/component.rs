@@ -4,7 +4,7 @@
 use std::io::ErrorKind;
 use std::net::TcpListener;
 
-use host_tests::{closed_port, instance, options, server_of, ConnectOptions, Error, Instance};
+use host_tests::{closed_port, instance, options, server_of, Error, Instance, Setting, TlsSetting};
 
 const TOKEN: &str = "000000000000002a0123456789abcdef";
 
@@ -24,7 +24,7 @@ fn assert_nobody_connected(listener: &TcpListener) {
 fn open_lock(
     inst: &mut Instance,
     key: &str,
-    opts: &host_tests::Options,
+    opts: &[Setting],
 ) -> Result<wasmtime::component::ResourceAny, Error> {
     inst.client
         .dflockd_client_locks()
@@ -43,19 +43,19 @@ fn bad_keys_and_options_are_invalid_arguments_and_nothing_connects() {
         let result = open_lock(&mut inst, key, &options(addr));
         assert!(matches!(result, Err(Error::InvalidArgument(_))), "{key:?}");
     }
-    let tweaks: [fn(&mut host_tests::Options); 8] = [
-        |o| o.renew_ratio = Some(1.0),
-        |o| o.renew_ratio = Some(0.0),
-        |o| o.lease_ttl_s = Some(0),
-        |o| o.lease_ttl_s = Some(9_223_372_037),
-        |o| o.acquire_timeout_s = Some(u64::MAX),
-        |o| o.server_index = Some(1),
-        |o| o.connect.connect_timeout_ms = Some(0),
-        |o| o.connect.auth_token = Some("s3cret with space".into()),
+    let tweaks = [
+        Setting::RenewRatio(1.0),
+        Setting::RenewRatio(0.0),
+        Setting::LeaseTtlS(0),
+        Setting::LeaseTtlS(9_223_372_037),
+        Setting::AcquireTimeoutS(u64::MAX),
+        Setting::ServerIndex(1),
+        Setting::ConnectTimeoutMs(0),
+        Setting::AuthToken("s3cret with space".into()),
     ];
     let bad = tweaks.map(|tweak| {
         let mut opts = options(addr);
-        tweak(&mut opts);
+        opts.push(tweak);
         opts
     });
     for opts in &bad {
@@ -63,6 +63,21 @@ fn bad_keys_and_options_are_invalid_arguments_and_nothing_connects() {
             Err(Error::InvalidArgument(msg)) => assert!(!msg.contains("s3cret"), "{msg}"),
             other => panic!("{opts:?}: {other:?}"),
         }
+    }
+    // A connection takes only the connect settings.
+    let conns = inst.client.dflockd_client_connection().connection();
+    for lock_only in [
+        Setting::AcquireTimeoutS(1),
+        Setting::LeaseTtlS(5),
+        Setting::Servers(vec![server_of(addr)]),
+    ] {
+        let opened = conns
+            .call_open(&mut inst.store, &server_of(addr), &[lock_only])
+            .unwrap();
+        assert!(
+            matches!(opened, Err(Error::InvalidArgument(_))),
+            "{opened:?}"
+        );
     }
     let semaphores = inst.client.dflockd_client_locks().semaphore();
     let zero = semaphores
@@ -75,7 +90,7 @@ fn bad_keys_and_options_are_invalid_arguments_and_nothing_connects() {
     assert_nobody_connected(&listener);
     let locks = inst.client.dflockd_client_locks().lock();
     assert!(!locks.call_is_held(&mut inst.store, lock).unwrap());
-    assert_eq!(locks.call_token(&mut inst.store, lock).unwrap(), None);
+    assert_eq!(locks.call_grant(&mut inst.store, lock).unwrap(), None);
     assert!(matches!(
         locks.call_wait(&mut inst.store, lock, None).unwrap(),
         Err(Error::InvalidArgument(_))
@@ -119,8 +134,9 @@ fn sharding_matches_the_crc32_formula_of_the_other_clients() {
 
     // A lock routes its key with the same formula, or by an explicit index.
     let servers: Vec<_> = (0..3).map(|_| closed_port()).collect();
-    let mut opts = options(servers[0]);
-    opts.servers = servers.iter().map(|a| server_of(*a)).collect();
+    let mut opts = vec![Setting::Servers(
+        servers.iter().map(|a| server_of(*a)).collect(),
+    )];
     let locks = inst.client.dflockd_client_locks().lock();
     for key in ["user:42:profile", "foo", "bar"] {
         let lock = locks
@@ -135,10 +151,8 @@ fn sharding_matches_the_crc32_formula_of_the_other_clients() {
         );
         lock.resource_drop(&mut inst.store).unwrap();
     }
-    let pinned = host_tests::Options {
-        server_index: Some(2),
-        ..opts
-    };
+    opts.push(Setting::ServerIndex(2));
+    let pinned = opts;
     let pinned = locks
         .call_open(&mut inst.store, "foo", &pinned)
         .unwrap()
@@ -209,36 +223,26 @@ fn bad_tls_material_is_an_invalid_argument_and_nothing_connects() {
     let listener = quiet_listener();
     let addr = listener.local_addr().unwrap();
     let mut inst = instance(&[addr]);
-    let tls = |ca_pem, client_cert| host_tests::TlsOptions {
-        ca_pem,
-        server_name: None,
-        client_cert,
-    };
-    let pem = |text: &str| Some(text.to_string());
+    let pem = |text: &str| TlsSetting::CaPem(text.to_string());
     let bad = [
-        tls(pem("not a certificate"), None),
-        tls(
-            pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
-            None,
-        ),
-        tls(
-            None,
-            Some(host_tests::ClientCert {
-                cert_chain_pem: "no chain".into(),
-                private_key_pem: "PRIVATE-KEY-TEXT".into(),
-            }),
-        ),
+        pem("not a certificate"),
+        pem("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+        TlsSetting::ClientCert(host_tests::ClientCert {
+            cert_chain_pem: "no chain".into(),
+            private_key_pem: "PRIVATE-KEY-TEXT".into(),
+        }),
     ];
     for tls in bad {
+        let connect = vec![Setting::Tls(vec![tls])];
         let mut opts = options(addr);
-        opts.connect.tls = Some(tls);
+        opts.extend(connect.iter().cloned());
         match open_lock(&mut inst, "k", &opts) {
             Err(Error::InvalidArgument(why)) => assert!(!why.contains("PRIVATE-KEY"), "{why}"),
             other => panic!("{other:?}"),
         }
         let conns = inst.client.dflockd_client_connection().connection();
         let opened = conns
-            .call_open(&mut inst.store, &server_of(addr), &opts.connect)
+            .call_open(&mut inst.store, &server_of(addr), &connect)
             .unwrap();
         assert!(
             matches!(opened, Err(Error::InvalidArgument(_))),
@@ -286,11 +290,7 @@ fn the_sandbox_refuses_addresses_outside_the_server_list() {
     let outside = quiet_listener();
     let mut inst = instance(&[allowed]);
     let conns = inst.client.dflockd_client_connection().connection();
-    let opts = ConnectOptions {
-        connect_timeout_ms: Some(2_000),
-        auth_token: None,
-        tls: None,
-    };
+    let opts = [Setting::ConnectTimeoutMs(2_000)];
     let result = conns
         .call_open(
             &mut inst.store,

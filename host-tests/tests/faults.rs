@@ -6,7 +6,7 @@ use std::sync::mpsc::TryRecvError;
 use std::time::Duration;
 
 use host_tests::standin::{self, Fault};
-use host_tests::{instance, options, server_of, ConnectOptions, Error, Instance};
+use host_tests::{instance, options, server_of, Error, Instance, Setting};
 use wasmtime::component::ResourceAny;
 
 const TOKEN: &str = "000000000000002a0123456789abcdef";
@@ -15,7 +15,7 @@ const WAIT: Duration = Duration::from_secs(30);
 fn connect(
     inst: &mut Instance,
     addr: std::net::SocketAddr,
-    opts: ConnectOptions,
+    opts: Vec<Setting>,
 ) -> Result<ResourceAny, Error> {
     inst.client
         .dflockd_client_connection()
@@ -24,12 +24,8 @@ fn connect(
         .unwrap()
 }
 
-fn plain() -> ConnectOptions {
-    ConnectOptions {
-        connect_timeout_ms: Some(5_000),
-        auth_token: None,
-        tls: None,
-    }
+fn plain() -> Vec<Setting> {
+    vec![Setting::ConnectTimeoutMs(5_000)]
 }
 
 fn ping(inst: &mut Instance, conn: ResourceAny) -> Result<(), Error> {
@@ -84,11 +80,10 @@ fn a_peer_that_closes_is_a_connection_error() {
 fn silence_during_auth_is_a_client_side_timeout_that_never_shows_the_token() {
     let standin = standin::start(Fault::Silent);
     let mut inst = instance(&[standin.addr]);
-    let opts = ConnectOptions {
-        connect_timeout_ms: Some(300),
-        auth_token: Some("s3cret-token".into()),
-        tls: None,
-    };
+    let opts = vec![
+        Setting::ConnectTimeoutMs(300),
+        Setting::AuthToken("s3cret-token".into()),
+    ];
     let result = connect(&mut inst, standin.addr, opts);
     assert!(matches!(result, Err(Error::Timeout)), "{result:?}");
     assert_eq!(

@@ -5,7 +5,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use dflockd_host::{EnqueueStatus, Error, Lock, Runtime};
+use dflockd_host::{Enqueued, Error, Kind, Lock, LossCause, Runtime};
 use host_tests::runtime;
 use host_tests::server::dflockd;
 
@@ -50,7 +50,7 @@ fn nine_threads_are_granted_in_fifo_order() {
             .acquire_timeout_s(30)
             .build()
             .unwrap();
-        assert_eq!(worker.enqueue(), Ok(EnqueueStatus::Queued), "worker {n}");
+        assert_eq!(worker.enqueue(), Ok(Enqueued::Queued), "worker {n}");
         let order = order.clone();
         threads.push(thread::spawn(move || {
             let guard = worker.wait(Some(30)).unwrap().expect("granted");
@@ -98,12 +98,8 @@ fn a_killed_server_is_reported_within_one_renewal_interval() {
     let report = lost
         .recv_timeout(Duration::from_secs(4 + 2))
         .expect("loss reported");
-    assert_eq!((report.key.as_str(), report.semaphore), ("killed", false));
-    assert!(
-        matches!(report.reason, Error::LockLost(_)),
-        "{:?}",
-        report.reason
-    );
+    assert_eq!((report.key.as_str(), report.kind), ("killed", Kind::Lock));
+    assert_eq!(report.reason.cause, LossCause::ConnectionLost, "{report:?}");
     assert!(!guard.is_held().unwrap());
     assert!(matches!(guard.release(), Err(Error::LockLost(_))));
 }
@@ -172,6 +168,14 @@ fn the_component_can_be_given_as_bytes_and_a_missing_one_is_a_clear_error() {
     let guard = lock.acquire().unwrap().expect("granted");
     assert_eq!(guard.release(), Ok(true));
     let _ = std::fs::remove_dir_all(&dir);
+    // `cargo xtask test` builds the component before this crate, whose
+    // build embeds it: a user's binary needs no file at run time.
+    let embedded = dflockd_host::embedded_component().expect("embedded at build time");
+    assert_eq!(
+        embedded,
+        std::fs::read(host_tests::component_path()).unwrap(),
+        "the embedded component is the one built"
+    );
 
     let missing = std::env::temp_dir().join("no-such-dflockd-component.wasm");
     match Runtime::builder().component(&missing).no_cache().build() {

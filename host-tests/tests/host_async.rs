@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dflockd_host::asynchronous::AsyncLock;
-use dflockd_host::{EnqueueStatus, Exclusive};
+use dflockd_host::{Enqueued, Exclusive};
 use host_tests::runtime;
 use host_tests::server::dflockd;
 
@@ -28,11 +28,7 @@ async fn nine_tasks_are_granted_in_fifo_order() {
             .build_async()
             .await
             .unwrap();
-        assert_eq!(
-            worker.enqueue().await,
-            Ok(EnqueueStatus::Queued),
-            "worker {n}"
-        );
+        assert_eq!(worker.enqueue().await, Ok(Enqueued::Queued), "worker {n}");
         let order = order.clone();
         tasks.push(tokio::spawn(async move {
             let guard = worker.wait(Some(30)).await.unwrap().expect("granted");
@@ -53,12 +49,12 @@ async fn a_cancelled_wait_leaves_the_key_free_for_the_next_waiter() {
     let holder = lock(server.addr, "cancel").build_async().await.unwrap();
     let held = holder.acquire().await.unwrap().expect("granted");
     let cancelled = lock(server.addr, "cancel").build_async().await.unwrap();
-    assert_eq!(cancelled.enqueue().await, Ok(EnqueueStatus::Queued));
+    assert_eq!(cancelled.enqueue().await, Ok(Enqueued::Queued));
     // The wait is cancelled while the server has it queued first in line.
     let gave_up = tokio::time::timeout(Duration::from_millis(300), cancelled.wait(Some(30))).await;
     assert!(gave_up.is_err(), "the wait was still pending");
     let next = lock(server.addr, "cancel").build_async().await.unwrap();
-    assert_eq!(next.enqueue().await, Ok(EnqueueStatus::Queued));
+    assert_eq!(next.enqueue().await, Ok(Enqueued::Queued));
     assert_eq!(held.release().await, Ok(true));
     // Had the cancelled waiter stayed queued, it would hold the key now and
     // this wait would time out.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use host_tests::server::dflockd;
 use host_tests::{
-    instance, options, server_of, ConnectOptions, EnqueueStatus, Error, Instance, Options,
+    instance, options, server_of, Enqueued, Error, Instance, Kind, LossCause, Setting,
 };
 use wasmtime::component::ResourceAny;
 
@@ -19,7 +19,7 @@ struct Lock {
 }
 
 impl Lock {
-    fn open(inst: &mut Instance, key: &str, opts: &Options) -> Lock {
+    fn open(inst: &mut Instance, key: &str, opts: &[Setting]) -> Lock {
         let locks = inst.client.dflockd_client_locks().lock();
         Lock {
             handle: locks
@@ -34,8 +34,9 @@ impl Lock {
             .lock()
             .call_acquire(&mut inst.store, self.handle)
             .unwrap()
+            .map(|grant| grant.is_some())
     }
-    fn enqueue(&self, inst: &mut Instance) -> Result<EnqueueStatus, Error> {
+    fn enqueue(&self, inst: &mut Instance) -> Result<Enqueued, Error> {
         inst.client
             .dflockd_client_locks()
             .lock()
@@ -48,6 +49,7 @@ impl Lock {
             .lock()
             .call_wait(&mut inst.store, self.handle, timeout_s)
             .unwrap()
+            .map(|grant| grant.is_some())
     }
     fn release(&self, inst: &mut Instance) -> Result<bool, Error> {
         inst.client
@@ -70,19 +72,18 @@ impl Lock {
             .call_is_held(&mut inst.store, self.handle)
             .unwrap()
     }
-    fn token(&self, inst: &mut Instance) -> Option<String> {
+    fn grant(&self, inst: &mut Instance) -> Option<host_tests::Grant> {
         inst.client
             .dflockd_client_locks()
             .lock()
-            .call_token(&mut inst.store, self.handle)
+            .call_grant(&mut inst.store, self.handle)
             .unwrap()
     }
+    fn token(&self, inst: &mut Instance) -> Option<String> {
+        self.grant(inst).map(|g| g.token)
+    }
     fn lease_s(&self, inst: &mut Instance) -> Option<u64> {
-        inst.client
-            .dflockd_client_locks()
-            .lock()
-            .call_lease_s(&mut inst.store, self.handle)
-            .unwrap()
+        self.grant(inst).map(|g| g.lease_s)
     }
     fn drop_in(self, inst: &mut Instance) {
         self.handle.resource_drop(&mut inst.store).unwrap();
@@ -93,12 +94,11 @@ fn opts_with(
     addr: std::net::SocketAddr,
     acquire_timeout_s: u64,
     lease_ttl_s: Option<u64>,
-) -> Options {
-    Options {
-        acquire_timeout_s: Some(acquire_timeout_s),
-        lease_ttl_s,
-        ..options(addr)
-    }
+) -> Vec<Setting> {
+    let mut settings = options(addr);
+    settings.push(Setting::AcquireTimeoutS(acquire_timeout_s));
+    settings.extend(lease_ttl_s.map(Setting::LeaseTtlS));
+    settings
 }
 
 #[test]
@@ -166,7 +166,7 @@ fn nine_contenders_are_granted_in_fifo_order() {
         let mut inst = instance(&[server.addr]);
         let lock = Lock::open(&mut inst, "fifo", &opts_with(server.addr, 30, None));
         assert!(
-            matches!(lock.enqueue(&mut inst), Ok(EnqueueStatus::Queued)),
+            matches!(lock.enqueue(&mut inst), Ok(Enqueued::Queued)),
             "worker {n}"
         );
         let order = order.clone();
@@ -190,7 +190,7 @@ fn two_phase_fast_path_and_queued_path() {
     let mut b = instance(&[server.addr]);
     let first = Lock::open(&mut a, "two", &opts_with(server.addr, 5, None));
     assert!(
-        matches!(first.enqueue(&mut a), Ok(EnqueueStatus::Acquired)),
+        matches!(first.enqueue(&mut a), Ok(Enqueued::Acquired(_))),
         "free key: fast path"
     );
     assert!(first.is_held(&mut a));
@@ -200,7 +200,7 @@ fn two_phase_fast_path_and_queued_path() {
         "wait after a fast-path grant"
     );
     let second = Lock::open(&mut b, "two", &opts_with(server.addr, 5, None));
-    assert!(matches!(second.enqueue(&mut b), Ok(EnqueueStatus::Queued)));
+    assert!(matches!(second.enqueue(&mut b), Ok(Enqueued::Queued)));
     assert!(!second.is_held(&mut b));
     assert!(
         matches!(second.enqueue(&mut b), Err(Error::InvalidArgument(_))),
@@ -211,7 +211,7 @@ fn two_phase_fast_path_and_queued_path() {
     assert!(second.is_held(&mut b));
     // A queued wait that times out holds nothing.
     let third = Lock::open(&mut a, "two", &opts_with(server.addr, 5, None));
-    assert!(matches!(third.enqueue(&mut a), Ok(EnqueueStatus::Queued)));
+    assert!(matches!(third.enqueue(&mut a), Ok(Enqueued::Queued)));
     assert_eq!(third.wait(&mut a, Some(1)), Ok(false));
     assert!(!third.is_held(&mut a));
 }
@@ -296,12 +296,8 @@ fn a_dead_server_is_reported_as_a_lost_lease() {
     };
     assert_eq!(lost.len(), 1);
     assert_eq!(lost[0].key, "doomed");
-    assert!(!lost[0].semaphore);
-    assert!(
-        matches!(lost[0].reason, Error::LockLost(_)),
-        "{:?}",
-        lost[0].reason
-    );
+    assert_eq!(lost[0].kind, Kind::Lock);
+    assert_eq!(lost[0].reason.cause, LossCause::ConnectionLost);
     assert!(!lock.is_held(&mut inst));
     let driver = inst.client.dflockd_client_driver();
     assert!(
@@ -363,11 +359,7 @@ fn the_low_level_connection_speaks_every_lock_command() {
     let server = dflockd(&[]);
     let mut inst = instance(&[server.addr]);
     let c = inst.client.dflockd_client_connection().connection();
-    let plain = ConnectOptions {
-        connect_timeout_ms: Some(5_000),
-        auth_token: None,
-        tls: None,
-    };
+    let plain = [Setting::ConnectTimeoutMs(5_000)];
     let s = &mut inst.store;
     let conn = c
         .call_open(&mut *s, &server_of(server.addr), &plain)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use dflockd_host::{EnqueueStatus, Error};
+use dflockd_host::{Enqueued, Error};
 use host_tests::server::dflockd;
 use host_tests::{connect, lock_on, semaphore_on};
 
@@ -51,16 +51,11 @@ fn the_first_three_are_granted_and_the_fourth_queues() {
     let sems: Vec<_> = (0..4)
         .map(|_| semaphore_on(server.addr, "slots", 3).build().unwrap())
         .collect();
-    let status: Vec<_> = sems.iter().map(|s| s.enqueue().unwrap()).collect();
-    assert_eq!(
-        status,
-        [
-            EnqueueStatus::Acquired,
-            EnqueueStatus::Acquired,
-            EnqueueStatus::Acquired,
-            EnqueueStatus::Queued
-        ]
-    );
+    let queued: Vec<_> = sems
+        .iter()
+        .map(|s| s.enqueue().unwrap().is_queued())
+        .collect();
+    assert_eq!(queued, [false, false, false, true]);
     let stats = connect(server.addr).stats().unwrap();
     let slots = stats.semaphores.iter().find(|s| s.key == "slots").unwrap();
     assert_eq!((slots.limit, slots.holders, slots.waiters), (3, 3, 1));
@@ -88,9 +83,9 @@ fn two_phase_on_a_semaphore_takes_the_fast_and_the_queued_path() {
     let a = semaphore_on(server.addr, "two-phase", 2).build().unwrap();
     let b = semaphore_on(server.addr, "two-phase", 2).build().unwrap();
     let c = semaphore_on(server.addr, "two-phase", 2).build().unwrap();
-    assert_eq!(a.enqueue(), Ok(EnqueueStatus::Acquired));
-    assert_eq!(b.enqueue(), Ok(EnqueueStatus::Acquired));
-    assert_eq!(c.enqueue(), Ok(EnqueueStatus::Queued));
+    assert!(matches!(a.enqueue(), Ok(Enqueued::Acquired(_))));
+    assert!(matches!(b.enqueue(), Ok(Enqueued::Acquired(_))));
+    assert_eq!(c.enqueue(), Ok(Enqueued::Queued));
     let a_slot = a.wait(Some(1)).unwrap().expect("fast path: held already");
     assert!(!c.is_held().unwrap());
     assert_eq!(
@@ -99,7 +94,7 @@ fn two_phase_on_a_semaphore_takes_the_fast_and_the_queued_path() {
         "no slot frees within 1 s"
     );
     // The timed-out waiter left the queue; a new one takes the freed slot.
-    assert_eq!(c.enqueue(), Ok(EnqueueStatus::Queued));
+    assert_eq!(c.enqueue(), Ok(Enqueued::Queued));
     assert_eq!(a_slot.release(), Ok(true));
     let guard = c.wait(Some(5)).unwrap().expect("the slot a freed");
     assert_eq!(guard.release(), Ok(true));

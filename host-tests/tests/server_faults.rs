@@ -28,13 +28,13 @@ fn a_killed_server_is_one_loss_reported_to_on_lost_is_held_and_the_next_call() {
         .recv_timeout(Duration::from_secs(10))
         .expect("loss reported");
     assert_eq!(
-        (report.key.as_str(), report.semaphore, report.fence),
-        ("killed", false, fence)
+        (report.key.as_str(), report.kind, report.fence),
+        ("killed", dflockd_host::Kind::Lock, fence)
     );
-    assert!(
-        matches!(report.reason, Error::LockLost(_)),
-        "{:?}",
-        report.reason
+    assert_eq!(
+        report.reason.cause,
+        dflockd_host::LossCause::ConnectionLost,
+        "{report:?}"
     );
     assert!(!guard.is_held().unwrap());
     assert_eq!(guard.token(), Ok(None), "no token of a lost lease");

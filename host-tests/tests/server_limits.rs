@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use dflockd_host::{EnqueueStatus, Error};
+use dflockd_host::{Enqueued, Error};
 use host_tests::server::dflockd;
 use host_tests::{connect, eventually, lock_on, semaphore_on};
 
@@ -15,7 +15,7 @@ fn a_full_queue_is_max_waiters() {
     let holder = lock_on(server.addr, "q").build().unwrap();
     let _held = holder.acquire().unwrap().expect("granted");
     let first = lock_on(server.addr, "q").build().unwrap();
-    assert_eq!(first.enqueue(), Ok(EnqueueStatus::Queued));
+    assert_eq!(first.enqueue(), Ok(Enqueued::Queued));
     let second = lock_on(server.addr, "q").build().unwrap();
     assert_eq!(second.enqueue().err(), Some(Error::MaxWaiters));
     assert_eq!(second.acquire().err(), Some(Error::MaxWaiters));
@@ -23,9 +23,9 @@ fn a_full_queue_is_max_waiters() {
     let sem_holder2 = semaphore_on(server.addr, "sq", 2).build().unwrap();
     let sem_waiter = semaphore_on(server.addr, "sq", 2).build().unwrap();
     let sem_refused = semaphore_on(server.addr, "sq", 2).build().unwrap();
-    assert_eq!(sem_holder.enqueue(), Ok(EnqueueStatus::Acquired));
-    assert_eq!(sem_holder2.enqueue(), Ok(EnqueueStatus::Acquired));
-    assert_eq!(sem_waiter.enqueue(), Ok(EnqueueStatus::Queued));
+    assert!(matches!(sem_holder.enqueue(), Ok(Enqueued::Acquired(_))));
+    assert!(matches!(sem_holder2.enqueue(), Ok(Enqueued::Acquired(_))));
+    assert_eq!(sem_waiter.enqueue(), Ok(Enqueued::Queued));
     assert_eq!(sem_refused.acquire().err(), Some(Error::MaxWaiters));
 }
 

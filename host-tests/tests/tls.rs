@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use dflockd_host::{EnqueueStatus, Error, Tls};
+use dflockd_host::{Enqueued, Error, Tls};
 use host_tests::certs::Pki;
 use host_tests::server::{dflockd, dflockd_tls};
 use host_tests::{lock_on, runtime, semaphore_on, within};
@@ -57,7 +57,7 @@ fn a_trusted_server_serves_locks_renewal_two_phase_and_semaphores() {
         "held for 6 s = 3 leases"
     );
     assert!(guard.is_held().unwrap());
-    assert_eq!(waiter.enqueue(), Ok(EnqueueStatus::Queued), "two-phase");
+    assert_eq!(waiter.enqueue(), Ok(Enqueued::Queued), "two-phase");
     assert_eq!(guard.release(), Ok(true));
     let next = waiter.wait(Some(5)).unwrap().expect("handed over");
     assert_eq!(next.release(), Ok(true));
@@ -70,15 +70,11 @@ fn a_trusted_server_serves_locks_renewal_two_phase_and_semaphores() {
                 .unwrap()
         })
         .collect();
-    let status: Vec<_> = slots.iter().map(|s| s.enqueue().unwrap()).collect();
-    assert_eq!(
-        status,
-        [
-            EnqueueStatus::Acquired,
-            EnqueueStatus::Acquired,
-            EnqueueStatus::Queued
-        ]
-    );
+    let queued: Vec<_> = slots
+        .iter()
+        .map(|s| s.enqueue().unwrap().is_queued())
+        .collect();
+    assert_eq!(queued, [false, false, true]);
     assert!(slots[0].renew().unwrap() > 0);
 
     let mut conn = runtime()
@@ -267,32 +263,29 @@ fn a_client_certificate_passes_a_mutual_tls_proxy_in_front_of_dflockd() {
 #[test]
 fn renewals_go_on_while_a_tls_handshake_waits() {
     use host_tests::standin::{self, Fault};
-    use host_tests::{instance, options, server_of, ConnectOptions, Options, TlsOptions};
+    use host_tests::{instance, options, server_of, Setting, TlsSetting};
     let pki = Pki::new("ca");
     let server = dflockd(&[]);
     let silent = standin::start(Fault::Silent);
     let mut inst = instance(&[server.addr, silent.addr]);
     let locks = inst.client.dflockd_client_locks().lock();
-    let opts = Options {
-        lease_ttl_s: Some(2),
-        ..options(server.addr)
-    };
+    let mut opts = options(server.addr);
+    opts.push(Setting::LeaseTtlS(2));
     let held = locks
         .call_open(&mut inst.store, "hs", &opts)
         .unwrap()
         .unwrap();
-    assert_eq!(locks.call_acquire(&mut inst.store, held).unwrap(), Ok(true));
+    assert!(locks
+        .call_acquire(&mut inst.store, held)
+        .unwrap()
+        .unwrap()
+        .is_some());
     // A TLS connect to a peer that never answers keeps this instance busy
     // for 6 s = 3 lease lengths; its reactor must renew "hs" meanwhile.
-    let connect = ConnectOptions {
-        connect_timeout_ms: Some(6_000),
-        auth_token: None,
-        tls: Some(TlsOptions {
-            ca_pem: Some(pki.ca_pem.clone()),
-            server_name: None,
-            client_cert: None,
-        }),
-    };
+    let connect = [
+        Setting::ConnectTimeoutMs(6_000),
+        Setting::Tls(vec![TlsSetting::CaPem(pki.ca_pem.clone())]),
+    ];
     let conns = inst.client.dflockd_client_connection().connection();
     let outcome = conns
         .call_open(&mut inst.store, &server_of(silent.addr), &connect)

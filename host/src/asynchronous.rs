@@ -16,10 +16,10 @@ use wasmtime::component::ResourceAny;
 
 use crate::driver::Sleep;
 use crate::error::{flat, Trap};
-use crate::lock::{allowed_addresses, Builder, LeaseLost, LostCallback, Recipe};
-use crate::raw_async::{self, EnqueueStatus as WitStatus};
+use crate::lock::{allowed_addresses, Builder, LostCallback, Recipe};
+use crate::raw_async;
 use crate::runtime::{AsyncInstance, EPOCH};
-use crate::{EnqueueStatus, Error, Runtime};
+use crate::{Enqueued, Error, Grant, Runtime};
 
 /// An exclusive lock with an async API.
 pub type AsyncLock = AsyncHolder<crate::Exclusive>;
@@ -140,18 +140,15 @@ impl Shared {
                 None => flat(
                     locks
                         .lock()
-                        .call_open(&mut inst.store, &r.key, &r.opts.clone().into())
+                        .call_open(&mut inst.store, &r.key, &r.settings)
                         .await,
                 )?,
-                Some(limit) => {
-                    let opts = r.opts.clone().into();
-                    flat(
-                        locks
-                            .semaphore()
-                            .call_open(&mut inst.store, &r.key, limit, &opts)
-                            .await,
-                    )?
-                }
+                Some(limit) => flat(
+                    locks
+                        .semaphore()
+                        .call_open(&mut inst.store, &r.key, limit, &r.settings)
+                        .await,
+                )?,
             };
             *slot = Some(Core { inst, handle });
         }
@@ -189,21 +186,18 @@ impl<K> AsyncHolder<K> {
     /// Waits until granted (`Some(guard)`) or the server's acquire timeout (`None`).
     pub async fn acquire(&self) -> Result<Option<AsyncGuard<'_, K>>, Error> {
         let granted = flat(cancellable!(self, call_acquire))?;
-        Ok(granted.then(|| AsyncGuard { holder: Some(self) }))
+        Ok(granted.map(|_| AsyncGuard { holder: Some(self) }))
     }
 
-    /// Joins the queue without waiting.
-    pub async fn enqueue(&self) -> Result<EnqueueStatus, Error> {
-        Ok(match flat(cancellable!(self, call_enqueue))? {
-            WitStatus::Acquired => EnqueueStatus::Acquired,
-            WitStatus::Queued => EnqueueStatus::Queued,
-        })
+    /// Joins the queue without waiting: held at once, or queued.
+    pub async fn enqueue(&self) -> Result<Enqueued, Error> {
+        Ok(raw_async::enqueued(flat(cancellable!(self, call_enqueue))?))
     }
 
     /// After `enqueue`: waits until granted or `timeout_s` passes.
     pub async fn wait(&self, timeout_s: Option<u64>) -> Result<Option<AsyncGuard<'_, K>>, Error> {
         let granted = flat(cancellable!(self, call_wait, timeout_s))?;
-        Ok(granted.then(|| AsyncGuard { holder: Some(self) }))
+        Ok(granted.map(|_| AsyncGuard { holder: Some(self) }))
     }
 
     /// Releases: `true` when the server confirmed.
@@ -221,19 +215,25 @@ impl<K> AsyncHolder<K> {
         cancellable!(self, call_is_held).trap()
     }
 
+    /// The current grant (its token is a secret), while held and not known lost.
+    pub async fn grant(&self) -> Result<Option<Grant>, Error> {
+        let grant = cancellable!(self, call_grant).trap()?;
+        Ok(grant.map(raw_async::grant))
+    }
+
     /// The current grant's token (a secret).
     pub async fn token(&self) -> Result<Option<String>, Error> {
-        cancellable!(self, call_token).trap()
+        Ok(self.grant().await?.map(|g| g.token))
     }
 
     /// The current grant's fence.
     pub async fn fence(&self) -> Result<Option<u64>, Error> {
-        cancellable!(self, call_fence).trap()
+        Ok(self.grant().await?.map(|g| g.fence))
     }
 
     /// The current grant's lease in seconds.
     pub async fn lease_s(&self) -> Result<Option<u64>, Error> {
-        cancellable!(self, call_lease_s).trap()
+        Ok(self.grant().await?.map(|g| g.lease_s))
     }
 
     /// The index of the server the key routes to.
@@ -367,22 +367,11 @@ async fn drive(shared: Arc<Shared>) {
                 }
             }
         };
-        for lost in lost.into_iter().map(LeaseLost::from) {
+        for lost in lost.into_iter().map(raw_async::lease_lost) {
             tracing::warn!(key = %lost.key, fence = lost.fence, reason = %lost.reason, "lease lost");
             if let Some(callback) = &shared.on_lost {
                 callback(&lost);
             }
-        }
-    }
-}
-
-impl From<raw_async::LeaseLost> for LeaseLost {
-    fn from(l: raw_async::LeaseLost) -> Self {
-        LeaseLost {
-            key: l.key,
-            semaphore: l.semaphore,
-            fence: l.fence,
-            reason: l.reason.into(),
         }
     }
 }

@@ -5,8 +5,9 @@ use std::net::ToSocketAddrs;
 use wasmtime::component::ResourceAny;
 
 use crate::error::flat;
-use crate::raw_async::{self as raw, Enqueued, Grant, Stats};
+use crate::raw_async::{self as raw, Setting};
 use crate::runtime::{block_on, BlockingInstance};
+use crate::{Enqueued, Grant, Stats};
 use crate::{Error, Runtime};
 
 /// One connection to one server; see the WIT `connection` resource.
@@ -44,11 +45,9 @@ impl Runtime {
             host: host.into(),
             port,
         };
-        let opts = raw::ConnectOptions {
-            connect_timeout_ms: None,
-            auth_token: auth_token.map(Into::into),
-            tls: tls.map(|t| t.to_wit().into()),
-        };
+        let mut opts = Vec::new();
+        opts.extend(auth_token.map(|t| Setting::AuthToken(t.into())));
+        opts.extend(tls.map(|t| Setting::Tls(t.to_wit())));
         let handle = flat(block_on!(&mut inst, |i| async {
             let conns = i.client.dflockd_client_connection().connection();
             conns.call_open(&mut i.store, &server, &opts).await
@@ -78,7 +77,7 @@ impl Connection {
     }
     /// `stats`: the server's tables.
     pub fn stats(&mut self) -> Result<Stats, Error> {
-        call!(self, call_stats)
+        call!(self, call_stats).map(raw::stats)
     }
     /// `l`: `None` when the server's timeout passed.
     pub fn lock(
@@ -87,7 +86,7 @@ impl Connection {
         timeout_s: u64,
         lease_ttl_s: Option<u64>,
     ) -> Result<Option<Grant>, Error> {
-        call!(self, call_lock, key, timeout_s, lease_ttl_s)
+        call!(self, call_lock, key, timeout_s, lease_ttl_s).map(|g| g.map(raw::grant))
     }
     /// `r`.
     pub fn unlock(&mut self, key: &str, token: &str) -> Result<(), Error> {
@@ -104,11 +103,11 @@ impl Connection {
     }
     /// `e`.
     pub fn enqueue(&mut self, key: &str, lease_ttl_s: Option<u64>) -> Result<Enqueued, Error> {
-        call!(self, call_enqueue, key, lease_ttl_s)
+        call!(self, call_enqueue, key, lease_ttl_s).map(raw::enqueued)
     }
     /// `w`.
     pub fn wait(&mut self, key: &str, timeout_s: u64) -> Result<Option<Grant>, Error> {
-        call!(self, call_wait, key, timeout_s)
+        call!(self, call_wait, key, timeout_s).map(|g| g.map(raw::grant))
     }
     /// `sl`.
     pub fn sem_acquire(
@@ -118,7 +117,7 @@ impl Connection {
         limit: u32,
         lease_ttl_s: Option<u64>,
     ) -> Result<Option<Grant>, Error> {
-        call!(self, call_sem_acquire, key, timeout_s, limit, lease_ttl_s)
+        call!(self, call_sem_acquire, key, timeout_s, limit, lease_ttl_s).map(|g| g.map(raw::grant))
     }
     /// `sr`.
     pub fn sem_release(&mut self, key: &str, token: &str) -> Result<(), Error> {
@@ -140,11 +139,11 @@ impl Connection {
         limit: u32,
         lease_ttl_s: Option<u64>,
     ) -> Result<Enqueued, Error> {
-        call!(self, call_sem_enqueue, key, limit, lease_ttl_s)
+        call!(self, call_sem_enqueue, key, limit, lease_ttl_s).map(raw::enqueued)
     }
     /// `sw`.
     pub fn sem_wait(&mut self, key: &str, timeout_s: u64) -> Result<Option<Grant>, Error> {
-        call!(self, call_sem_wait, key, timeout_s)
+        call!(self, call_sem_wait, key, timeout_s).map(|g| g.map(raw::grant))
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::lock::{LeaseLost, Shared};
+use crate::lock::Shared;
 use crate::runtime::{block_on, EPOCH};
 use crate::Error;
 
@@ -111,7 +111,7 @@ fn run(shared: &Shared) {
         }
         // The callback may call back into the lock: never hold the mutex then.
         drop(core);
-        for lost in lost.into_iter().map(LeaseLost::from) {
+        for lost in lost.into_iter().map(crate::raw_async::lease_lost) {
             tracing::warn!(key = %lost.key, fence = lost.fence, reason = %lost.reason, "lease lost");
             if let Some(callback) = &shared.on_lost {
                 callback(&lost);

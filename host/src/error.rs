@@ -4,47 +4,30 @@
 
 pub use dflockd_core::Error;
 
-use crate::{raw, raw_async};
+use crate::raw_async::{self, exports::dflockd::client::types::Error as WitError};
 
-/// The WIT error of both binding flavours maps case by case (the one table).
-macro_rules! from_wit_error {
-    ($name:ident, $wit:path) => {
-        pub(crate) fn $name(e: $wit) -> Error {
-            use $wit as W;
-            match e {
-                W::Timeout => Error::Timeout,
-                W::Auth => Error::Auth,
-                W::MaxLocks => Error::MaxLocks,
-                W::MaxWaiters => Error::MaxWaiters,
-                W::LimitMismatch => Error::LimitMismatch,
-                W::NotEnqueued => Error::NotEnqueued,
-                W::AlreadyEnqueued => Error::AlreadyEnqueued,
-                W::LeaseExpired => Error::LeaseExpired,
-                W::Draining => Error::Draining,
-                W::NotLeader(s) => Error::NotLeader(s),
-                W::LockLost(s) => Error::LockLost(s),
-                W::Server(s) => Error::Server(s),
-                W::Protocol(s) => Error::Protocol(s),
-                W::Connection(s) => Error::Connection(s),
-                W::Tls(s) => Error::Tls(s),
-                W::InvalidArgument(s) => Error::InvalidArgument(s),
-            }
+/// The component's WIT error, case by case: the one table.
+impl From<WitError> for Error {
+    fn from(e: WitError) -> Self {
+        use WitError as W;
+        match e {
+            W::Timeout => Error::Timeout,
+            W::Auth => Error::Auth,
+            W::MaxLocks => Error::MaxLocks,
+            W::MaxWaiters => Error::MaxWaiters,
+            W::LimitMismatch => Error::LimitMismatch,
+            W::NotEnqueued => Error::NotEnqueued,
+            W::AlreadyEnqueued => Error::AlreadyEnqueued,
+            W::LeaseExpired => Error::LeaseExpired,
+            W::Draining => Error::Draining,
+            W::NotLeader(s) => Error::NotLeader(s),
+            W::LockLost(l) => Error::LockLost(raw_async::loss(l)),
+            W::Server(s) => Error::Server(s),
+            W::Protocol(s) => Error::Protocol(s),
+            W::Connection(s) => Error::Connection(s),
+            W::Tls(s) => Error::Tls(s),
+            W::InvalidArgument(s) => Error::InvalidArgument(s),
         }
-    };
-}
-
-from_wit_error!(from_wit, raw::Error);
-from_wit_error!(from_wit_async, raw_async::Error);
-
-impl From<raw::Error> for Error {
-    fn from(e: raw::Error) -> Self {
-        from_wit(e)
-    }
-}
-
-impl From<raw_async::Error> for Error {
-    fn from(e: raw_async::Error) -> Self {
-        from_wit_async(e)
     }
 }
 

@@ -28,21 +28,19 @@
 
 pub mod asynchronous;
 mod connection;
-pub mod driver;
+mod driver;
 mod error;
 mod lock;
+/// Generated bindings stay private: only core types cross the API.
 #[allow(missing_docs)]
-pub mod raw;
-#[allow(missing_docs)]
-pub mod raw_async;
+mod raw_async;
 mod runtime;
 mod tls;
 
 pub use connection::Connection;
+pub use dflockd_core::protocol::stats::{IdleInfo, LockInfo, SemaphoreInfo, Stats};
+pub use dflockd_core::{Enqueued, Grant, Kind, LeaseLost, Loss, LossCause};
 pub use error::Error;
-pub use lock::{
-    Builder, Counting, EnqueueStatus, Exclusive, Guard, Holder, LeaseLost, Lock, Semaphore,
-};
-pub use raw_async::{Enqueued, Grant, Stats};
-pub use runtime::{default_component_path, AsyncInstance, Runtime, RuntimeBuilder};
+pub use lock::{Builder, Counting, Exclusive, Guard, Holder, Lock, Semaphore};
+pub use runtime::{default_component_path, embedded_component, sandbox, Runtime, RuntimeBuilder};
 pub use tls::Tls;

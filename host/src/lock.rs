@@ -13,10 +13,9 @@ use std::thread::JoinHandle;
 use wasmtime::component::ResourceAny;
 
 use crate::error::{flat, Trap};
-use crate::raw;
-use crate::raw_async;
+use crate::raw_async::{self, Setting};
 use crate::runtime::{block_on, BlockingInstance};
-use crate::{driver, Error, Runtime};
+use crate::{driver, Enqueued, Error, Grant, LeaseLost, Runtime};
 
 /// Marker: an exclusive lock.
 #[derive(Debug)]
@@ -30,50 +29,18 @@ pub type Lock = Holder<Exclusive>;
 /// A counting semaphore: up to `limit` holders of one key.
 pub type Semaphore = Holder<Counting>;
 
-/// A lease this object lost, as reported to [`Builder::on_lost`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct LeaseLost {
-    /// The key.
-    pub key: String,
-    /// Whether it was a semaphore slot.
-    pub semaphore: bool,
-    /// The fence of the lost grant.
-    pub fence: u64,
-    /// Why it was lost.
-    pub reason: Error,
-}
-
-impl From<raw::LeaseLost> for LeaseLost {
-    fn from(l: raw::LeaseLost) -> Self {
-        LeaseLost {
-            key: l.key,
-            semaphore: l.semaphore,
-            fence: l.fence,
-            reason: l.reason.into(),
-        }
-    }
-}
-
-/// What a two-phase [`Holder::enqueue`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EnqueueStatus {
-    /// The key was free: held now; [`Holder::wait`] returns at once.
-    Acquired,
-    /// Queued: call [`Holder::wait`].
-    Queued,
-}
-
 pub(crate) type LostCallback = Arc<dyn Fn(&LeaseLost) + Send + Sync>;
 type ShardFn = Arc<dyn Fn(&str, usize) -> usize + Send + Sync>;
 
 /// Options for a [`Lock`] or [`Semaphore`]; every unset option keeps the
-/// component's documented default.
+/// component's documented default (see `wit/types.wit`, `setting`).
 pub struct Builder<K> {
     runtime: Runtime,
     key: String,
     limit: Option<u32>,
     servers: Vec<(String, u16)>,
-    opts: raw::Options,
+    /// Each option the caller set, as the WIT setting it becomes.
+    settings: Vec<Setting>,
     shard: Option<ShardFn>,
     on_lost: Option<LostCallback>,
     kind: PhantomData<K>,
@@ -93,29 +60,21 @@ impl Runtime {
 
 impl<K> Builder<K> {
     fn new(runtime: Runtime, key: String, limit: Option<u32>) -> Self {
-        let connect = raw::ConnectOptions {
-            connect_timeout_ms: None,
-            auth_token: None,
-            tls: None,
-        };
-        let opts = raw::Options {
-            servers: Vec::new(),
-            connect,
-            acquire_timeout_s: None,
-            lease_ttl_s: None,
-            renew_ratio: None,
-            server_index: None,
-        };
         Builder {
             runtime,
             key,
             limit,
             servers: Vec::new(),
-            opts,
+            settings: Vec::new(),
             shard: None,
             on_lost: None,
             kind: PhantomData,
         }
+    }
+
+    fn set(mut self, setting: Setting) -> Self {
+        self.settings.push(setting);
+        self
     }
 
     /// The servers (default: `127.0.0.1:6388`). The key routes to one of
@@ -131,39 +90,33 @@ impl<K> Builder<K> {
     }
 
     /// Seconds the server may keep `acquire` waiting (default 10; 0 = try-lock).
-    pub fn acquire_timeout_s(mut self, seconds: u64) -> Self {
-        self.opts.acquire_timeout_s = Some(seconds);
-        self
+    pub fn acquire_timeout_s(self, seconds: u64) -> Self {
+        self.set(Setting::AcquireTimeoutS(seconds))
     }
 
     /// Lease per grant in seconds (default: the server's).
-    pub fn lease_ttl_s(mut self, seconds: u64) -> Self {
-        self.opts.lease_ttl_s = Some(seconds);
-        self
+    pub fn lease_ttl_s(self, seconds: u64) -> Self {
+        self.set(Setting::LeaseTtlS(seconds))
     }
 
     /// Renew after this fraction of the lease, in (0, 1) (default 0.5).
-    pub fn renew_ratio(mut self, ratio: f64) -> Self {
-        self.opts.renew_ratio = Some(ratio);
-        self
+    pub fn renew_ratio(self, ratio: f64) -> Self {
+        self.set(Setting::RenewRatio(ratio))
     }
 
     /// Connect timeout in milliseconds (default 10 000).
-    pub fn connect_timeout_ms(mut self, ms: u64) -> Self {
-        self.opts.connect.connect_timeout_ms = Some(ms);
-        self
+    pub fn connect_timeout_ms(self, ms: u64) -> Self {
+        self.set(Setting::ConnectTimeoutMs(ms))
     }
 
     /// Shared secret for servers started with `--auth-token`.
-    pub fn auth_token(mut self, token: impl Into<String>) -> Self {
-        self.opts.connect.auth_token = Some(token.into());
-        self
+    pub fn auth_token(self, token: impl Into<String>) -> Self {
+        self.set(Setting::AuthToken(token.into()))
     }
 
     /// TLS to the server (see [`Tls`](crate::Tls)); default: plain TCP.
-    pub fn tls(mut self, tls: crate::Tls) -> Self {
-        self.opts.connect.tls = Some(tls.to_wit());
-        self
+    pub fn tls(self, tls: crate::Tls) -> Self {
+        self.set(Setting::Tls(tls.to_wit()))
     }
 
     /// Custom sharding: `f(key, server_count)` picks the server index.
@@ -183,20 +136,20 @@ impl<K> Builder<K> {
     pub fn build(self) -> Result<Holder<K>, Error> {
         let (runtime, recipe, on_lost) = self.into_parts()?;
         let mut inst = runtime.instance_blocking(&allowed_addresses(&recipe.servers)?)?;
-        let opts = recipe.opts.clone().into();
+        let opts = &recipe.settings;
         let handle = flat(block_on!(&mut inst, |i| async {
             let locks = i.client.dflockd_client_locks();
             match recipe.limit {
                 None => {
                     locks
                         .lock()
-                        .call_open(&mut i.store, &recipe.key, &opts)
+                        .call_open(&mut i.store, &recipe.key, opts)
                         .await
                 }
                 Some(limit) => {
                     let semaphores = locks.semaphore();
                     semaphores
-                        .call_open(&mut i.store, &recipe.key, limit, &opts)
+                        .call_open(&mut i.store, &recipe.key, limit, opts)
                         .await
                 }
             }
@@ -230,21 +183,23 @@ impl<K> Builder<K> {
         }
         if let Some(shard) = &self.shard {
             let index = shard(&self.key, self.servers.len());
-            self.opts.server_index = Some(u32::try_from(index).unwrap_or(u32::MAX));
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            self.settings.push(Setting::ServerIndex(index));
         }
-        self.opts.servers = self
+        let servers = self
             .servers
             .iter()
-            .map(|(host, port)| raw::Server {
+            .map(|(host, port)| raw_async::Server {
                 host: host.clone(),
                 port: *port,
             })
             .collect();
+        self.settings.push(Setting::Servers(servers));
         let recipe = Recipe {
             key: self.key,
             limit: self.limit,
             servers: self.servers,
-            opts: self.opts,
+            settings: self.settings,
         };
         Ok((self.runtime, recipe, self.on_lost))
     }
@@ -255,7 +210,7 @@ pub(crate) struct Recipe {
     pub(crate) key: String,
     pub(crate) limit: Option<u32>,
     pub(crate) servers: Vec<(String, u16)>,
-    pub(crate) opts: raw::Options,
+    pub(crate) settings: Vec<Setting>,
 }
 
 /// Every address the servers resolve to: the only ones the sandbox lets the
@@ -378,28 +333,31 @@ impl<K> Holder<K> {
     /// timeout (`None`).
     pub fn acquire(&self) -> Result<Option<Guard<'_, K>>, Error> {
         let granted = self.changing(|core| flat(call!(core, call_acquire)))?;
-        self.trace_grant(granted, "acquire");
-        Ok(granted.then(|| Guard { holder: self }))
+        Ok(self.guard(granted.map(raw_async::grant), "acquire"))
     }
 
-    /// Joins the queue without blocking.
-    pub fn enqueue(&self) -> Result<EnqueueStatus, Error> {
-        let status = self.changing(|core| flat(call!(core, call_enqueue)))?;
-        Ok(match status {
-            raw_async::EnqueueStatus::Acquired => {
-                self.trace_grant(true, "enqueue");
-                EnqueueStatus::Acquired
-            }
-            raw_async::EnqueueStatus::Queued => EnqueueStatus::Queued,
-        })
+    /// Joins the queue without blocking: held at once
+    /// ([`Enqueued::Acquired`]), or queued; then [`wait`](Self::wait).
+    pub fn enqueue(&self) -> Result<Enqueued, Error> {
+        let answer = raw_async::enqueued(self.changing(|core| flat(call!(core, call_enqueue)))?);
+        if let Enqueued::Acquired(grant) = &answer {
+            self.trace_grant(grant, "enqueue");
+        }
+        Ok(answer)
     }
 
     /// After [`enqueue`](Self::enqueue): blocks until granted or `timeout_s`
-    /// (default: the acquire timeout) passes.
+    /// (default: the acquire timeout) passes. At once after an
+    /// [`Enqueued::Acquired`].
     pub fn wait(&self, timeout_s: Option<u64>) -> Result<Option<Guard<'_, K>>, Error> {
         let granted = self.changing(|core| flat(call!(core, call_wait, timeout_s)))?;
-        self.trace_grant(granted, "wait");
-        Ok(granted.then(|| Guard { holder: self }))
+        Ok(self.guard(granted.map(raw_async::grant), "wait"))
+    }
+
+    fn guard(&self, granted: Option<Grant>, how: &str) -> Option<Guard<'_, K>> {
+        let grant = granted?;
+        self.trace_grant(&grant, how);
+        Some(Guard { holder: self })
     }
 
     /// Releases: `true` when the server confirmed, `false` if nothing was held.
@@ -424,19 +382,26 @@ impl<K> Holder<K> {
         call!(self.shared.core(), call_is_held).trap()
     }
 
+    /// The current grant (its token is a secret: don't log it), while
+    /// held and not known lost.
+    pub fn grant(&self) -> Result<Option<Grant>, Error> {
+        let grant = call!(self.shared.core(), call_grant).trap()?;
+        Ok(grant.map(raw_async::grant))
+    }
+
     /// The current grant's token (a secret: don't log it).
     pub fn token(&self) -> Result<Option<String>, Error> {
-        call!(self.shared.core(), call_token).trap()
+        Ok(self.grant()?.map(|g| g.token))
     }
 
     /// The current grant's fence.
     pub fn fence(&self) -> Result<Option<u64>, Error> {
-        call!(self.shared.core(), call_fence).trap()
+        Ok(self.grant()?.map(|g| g.fence))
     }
 
     /// The current grant's lease in seconds.
     pub fn lease_s(&self) -> Result<Option<u64>, Error> {
-        call!(self.shared.core(), call_lease_s).trap()
+        Ok(self.grant()?.map(|g| g.lease_s))
     }
 
     /// The index of the server the key routes to.
@@ -449,11 +414,8 @@ impl<K> Holder<K> {
         &self.key
     }
 
-    fn trace_grant(&self, granted: bool, how: &str) {
-        if granted {
-            let fence = self.fence().ok().flatten();
-            tracing::debug!(key = %self.key, how, fence, "granted");
-        }
+    fn trace_grant(&self, grant: &Grant, how: &str) {
+        tracing::debug!(key = %self.key, how, fence = grant.fence, "granted");
     }
 }
 

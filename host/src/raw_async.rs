@@ -1,7 +1,13 @@
-//! The same WIT bindings with async exports, for the tokio API
-//! ([`crate::asynchronous`]) and the blocking one (each blocking instance
-//! runs them on a current-thread runtime of its own: see `runtime.rs`). wasmtime's `with` does not reach exported
-//! interfaces, so these types are distinct from [`crate::raw`]'s.
+//! The WIT bindings with async exports, generated from `wit/` (the single
+//! source of truth), and the one place where their types turn into the
+//! core's: the typed API of this crate shows no generated type. The
+//! blocking API runs them too, each blocking instance on a current-thread
+//! runtime of its own (see `runtime.rs`).
+
+use std::num::NonZeroU32;
+
+use dflockd_core::protocol::stats;
+use dflockd_core::{Enqueued, Grant, Kind, LeaseLost, Loss, LossCause};
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -11,46 +17,91 @@ wasmtime::component::bindgen!({
     additional_derives: [PartialEq],
 });
 
-pub use exports::dflockd::client::connection::{Enqueued, Stats};
-pub use exports::dflockd::client::driver::LeaseLost;
-pub use exports::dflockd::client::types::{
-    ClientCert, ConnectOptions, EnqueueStatus, Error, Grant, Options, Server, TlsOptions,
+pub(crate) use exports::dflockd::client::types::{
+    ClientCert, Enqueued as WitEnqueued, Grant as WitGrant, Server, Setting, TlsSetting,
 };
+use exports::dflockd::client::{connection as wc, driver, types as wt};
 
-impl From<crate::raw::TlsOptions> for TlsOptions {
-    fn from(t: crate::raw::TlsOptions) -> Self {
-        TlsOptions {
-            ca_pem: t.ca_pem,
-            server_name: t.server_name,
-            client_cert: t.client_cert.map(|c| ClientCert {
-                cert_chain_pem: c.cert_chain_pem,
-                private_key_pem: c.private_key_pem,
-            }),
+pub(crate) fn grant(g: WitGrant) -> Grant {
+    Grant {
+        token: g.token,
+        lease_s: g.lease_s,
+        fence: g.fence,
+    }
+}
+
+pub(crate) fn enqueued(e: WitEnqueued) -> Enqueued {
+    match e {
+        WitEnqueued::Acquired(g) => Enqueued::Acquired(grant(g)),
+        WitEnqueued::Queued => Enqueued::Queued,
+    }
+}
+
+pub(crate) fn loss(l: wt::Loss) -> Loss {
+    let cause = match l.cause {
+        wt::LossCause::RenewalRefused => LossCause::RenewalRefused,
+        wt::LossCause::ReleaseRefused => LossCause::ReleaseRefused,
+        wt::LossCause::ConnectionLost => LossCause::ConnectionLost,
+        wt::LossCause::NoReply => LossCause::NoReply,
+        wt::LossCause::NotRenewed => LossCause::NotRenewed,
+        wt::LossCause::Expired => LossCause::Expired,
+    };
+    Loss::new(cause, l.detail)
+}
+
+fn kind(k: wt::Kind) -> Kind {
+    match k {
+        wt::Kind::Lock => Kind::Lock,
+        // A limit of 0 is refused at open, so it never comes back.
+        wt::Kind::Semaphore(limit) => {
+            NonZeroU32::new(limit).map_or(Kind::Lock, |limit| Kind::Semaphore { limit })
         }
     }
 }
 
-impl From<crate::raw::Options> for Options {
-    fn from(o: crate::raw::Options) -> Self {
-        let tls = o.connect.tls.map(TlsOptions::from);
-        Options {
-            servers: o
-                .servers
-                .into_iter()
-                .map(|s| Server {
-                    host: s.host,
-                    port: s.port,
-                })
-                .collect(),
-            connect: ConnectOptions {
-                connect_timeout_ms: o.connect.connect_timeout_ms,
-                auth_token: o.connect.auth_token,
-                tls,
-            },
-            acquire_timeout_s: o.acquire_timeout_s,
-            lease_ttl_s: o.lease_ttl_s,
-            renew_ratio: o.renew_ratio,
-            server_index: o.server_index,
-        }
+pub(crate) fn lease_lost(l: driver::LeaseLost) -> LeaseLost {
+    LeaseLost {
+        key: l.key,
+        kind: kind(l.kind),
+        fence: l.fence,
+        reason: loss(l.reason),
+    }
+}
+
+pub(crate) fn stats(s: wc::Stats) -> stats::Stats {
+    let idle = |list: Vec<wc::IdleInfo>| {
+        list.into_iter()
+            .map(|i| stats::IdleInfo {
+                key: i.key,
+                idle_s: i.idle_s,
+            })
+            .collect()
+    };
+    stats::Stats {
+        connections: s.connections,
+        locks: s
+            .locks
+            .into_iter()
+            .map(|l| stats::LockInfo {
+                key: l.key,
+                owner_conn_id: l.owner_conn_id,
+                lease_expires_in_s: l.lease_expires_in_s,
+                waiters: l.waiters,
+            })
+            .collect(),
+        semaphores: s
+            .semaphores
+            .into_iter()
+            .map(|m| stats::SemaphoreInfo {
+                key: m.key,
+                limit: m.limit,
+                holders: m.holders,
+                waiters: m.waiters,
+            })
+            .collect(),
+        idle_locks: idle(s.idle_locks),
+        idle_semaphores: idle(s.idle_semaphores),
+        // The component sends the object as the JSON text it received.
+        cluster: s.cluster.and_then(|c| serde_json::from_str(&c).ok()),
     }
 }

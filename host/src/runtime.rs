@@ -12,16 +12,29 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, ProfilingStrategy, Store};
 use wasmtime_wasi::sockets::SocketAddrUse;
-use wasmtime_wasi::{HostMonotonicClock, WasiCtx};
+use wasmtime_wasi::{HostMonotonicClock, WasiCtx, WasiCtxView, WasiView};
 
-use crate::raw::{ClientPre, Instance, State};
+/// Per-instance host state: the WASI context and its resource table.
+pub(crate) struct State {
+    ctx: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
 
 /// One instance for async calls (see [`crate::asynchronous`]).
-pub struct AsyncInstance {
+pub(crate) struct AsyncInstance {
     /// The store.
-    pub store: Store<State>,
+    pub(crate) store: Store<State>,
     /// The component's exports, async.
-    pub client: crate::raw_async::Client,
+    pub(crate) client: crate::raw_async::Client,
 }
 use crate::error::Trap;
 use crate::Error;
@@ -101,6 +114,11 @@ pub(crate) fn off_runtime<R: Send>(blocking: impl FnOnce() -> R + Send) -> R {
     })
 }
 
+/// The component found when this crate was built, if any (`build.rs`).
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
+}
+
 /// The origin of every instance's `wasi:clocks/monotonic-clock`, so that
 /// the component's deadlines convert to host `Instant`s.
 pub(crate) static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
@@ -124,7 +142,7 @@ pub struct Runtime {
 
 struct Loaded {
     engine: Engine,
-    pre: ClientPre<State>,
+    component: Component,
     pre_async: crate::raw_async::ClientPre<State>,
 }
 
@@ -154,8 +172,10 @@ impl std::fmt::Debug for Source {
 }
 
 impl RuntimeBuilder {
-    /// The component file. Default: `$DFLOCKD_COMPONENT`, else the
-    /// workspace's build of the guest (`cargo xtask build`).
+    /// The component file. Default: `$DFLOCKD_COMPONENT` at run time, else
+    /// the component embedded in this crate when it was built (the
+    /// workspace's `cargo xtask build`, or `$DFLOCKD_COMPONENT` then), else
+    /// that build's file.
     pub fn component(mut self, path: impl Into<PathBuf>) -> Self {
         self.component = Some(Source::Path(path.into()));
         self
@@ -193,12 +213,16 @@ impl RuntimeBuilder {
         let bytes: Arc<[u8]> = match self.component {
             Some(Source::Bytes(bytes)) => bytes,
             Some(Source::Path(path)) => read_component(&path, "")?,
-            None => read_component(
-                &default_component_path(),
-                " (the default: build it with `cargo xtask build` in the dflockd-component \
-                 workspace, or set DFLOCKD_COMPONENT, RuntimeBuilder::component or \
-                 RuntimeBuilder::component_bytes)",
-            )?,
+            None => match (std::env::var_os("DFLOCKD_COMPONENT"), embedded::EMBEDDED) {
+                (None, Some(bytes)) => Arc::from(bytes),
+                _ => read_component(
+                    &default_component_path(),
+                    " (none was embedded at build time: build it with `cargo xtask build` in \
+                     the dflockd-component workspace before this crate, or set \
+                     DFLOCKD_COMPONENT, RuntimeBuilder::component or \
+                     RuntimeBuilder::component_bytes)",
+                )?,
+            },
         };
         let mut config = Config::new();
         if self.perf_map {
@@ -216,16 +240,13 @@ impl RuntimeBuilder {
         let cache = (!self.no_cache).then(|| self.cache_dir.unwrap_or_else(default_cache_dir));
         let component = load(&engine, &bytes, cache.as_deref())?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).trap()?;
-        let pre = ClientPre::new(linker.instantiate_pre(&component).trap()?).trap()?;
-        let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).trap()?;
         let pre_async =
             crate::raw_async::ClientPre::new(linker.instantiate_pre(&component).trap()?).trap()?;
         Ok(Runtime {
             inner: Arc::new(Loaded {
                 engine,
-                pre,
+                component,
                 pre_async,
             }),
         })
@@ -243,12 +264,15 @@ impl Runtime {
         RuntimeBuilder::default()
     }
 
-    /// A new instance whose only network reach is TCP to `allowed`: no
-    /// files, no environment, no other address.
-    pub fn instance(&self, allowed: &[SocketAddr]) -> Result<Instance, Error> {
-        let mut store = self.sandboxed_store(allowed);
-        let client = self.inner.pre.instantiate(&mut store).trap()?;
-        Ok(Instance { store, client })
+    /// The wasmtime engine the component is compiled for.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The compiled component, for an embedder that links it itself (with
+    /// [`sandbox`] for its WASI context).
+    pub fn component(&self) -> &Component {
+        &self.inner.component
     }
 
     /// The same sandboxed instance, for blocking calls (see [`BlockingInstance`]).
@@ -267,8 +291,11 @@ impl Runtime {
         Ok(BlockingInstance { inst, rt })
     }
 
-    /// The same sandboxed instance, for async calls.
-    pub async fn instance_async(&self, allowed: &[SocketAddr]) -> Result<AsyncInstance, Error> {
+    /// A sandboxed instance (see [`sandbox`]), for async calls.
+    pub(crate) async fn instance_async(
+        &self,
+        allowed: &[SocketAddr],
+    ) -> Result<AsyncInstance, Error> {
         let mut store = self.sandboxed_store(allowed);
         let client = self
             .inner
@@ -280,25 +307,8 @@ impl Runtime {
     }
 
     fn sandboxed_store(&self, allowed: &[SocketAddr]) -> Store<State> {
-        let allowed: Arc<[SocketAddr]> = allowed.into();
-        let mut wasi = WasiCtx::builder();
-        wasi.monotonic_clock(EpochClock)
-            .allow_tcp(true)
-            .allow_ip_name_lookup(true)
-            .socket_addr_check(move |addr, use_| {
-                let ok = match use_ {
-                    SocketAddrUse::TcpConnect => allowed.contains(&addr),
-                    // wasi:sockets binds to the unspecified address before a connect.
-                    SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
-                    _ => false,
-                };
-                if !ok {
-                    tracing::warn!(%addr, ?use_, "sandbox refused a socket address");
-                }
-                Box::pin(async move { ok })
-            });
         let state = State {
-            ctx: wasi.build(),
+            ctx: sandbox(allowed),
             table: ResourceTable::new(),
         };
         Store::new(&self.inner.engine, state)
@@ -306,8 +316,7 @@ impl Runtime {
 
     /// The names the component imports and exports.
     pub fn component_names(&self) -> (Vec<String>, Vec<String>) {
-        let component = self.inner.pre.instance_pre().component();
-        let ty = component.component_type();
+        let ty = self.inner.component.component_type();
         let engine = &self.inner.engine;
         let imports = ty
             .imports(engine)
@@ -319,6 +328,36 @@ impl Runtime {
             .collect();
         (imports, exports)
     }
+}
+
+/// The WASI context every instance gets: TCP to the `allowed` addresses
+/// only (and name lookup), the host's monotonic clock from one epoch; no
+/// files, no environment, no other address.
+pub fn sandbox(allowed: &[SocketAddr]) -> WasiCtx {
+    let allowed: Arc<[SocketAddr]> = allowed.into();
+    let mut wasi = WasiCtx::builder();
+    wasi.monotonic_clock(EpochClock)
+        .allow_tcp(true)
+        .allow_ip_name_lookup(true)
+        .socket_addr_check(move |addr, use_| {
+            let ok = match use_ {
+                SocketAddrUse::TcpConnect => allowed.contains(&addr),
+                // wasi:sockets binds to the unspecified address before a connect.
+                SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
+                _ => false,
+            };
+            if !ok {
+                tracing::warn!(%addr, ?use_, "sandbox refused a socket address");
+            }
+            Box::pin(async move { ok })
+        });
+    wasi.build()
+}
+
+/// The component embedded in this crate when it was built (`None` when
+/// none was found then: see [`RuntimeBuilder::component`]).
+pub fn embedded_component() -> Option<&'static [u8]> {
+    embedded::EMBEDDED
 }
 
 /// `$DFLOCKD_COMPONENT`, else `cargo xtask build`'s output in this workspace.

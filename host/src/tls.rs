@@ -1,7 +1,7 @@
 //! TLS settings for locks, semaphores and connections. The TLS itself runs
 //! inside the component (rustls), so it behaves the same on every host.
 
-use crate::raw;
+use crate::raw_async::{ClientCert, TlsSetting};
 
 /// TLS for a connection. Verification is always on; there is no way to
 /// turn it off.
@@ -59,18 +59,18 @@ impl Tls {
         self
     }
 
-    pub(crate) fn to_wit(&self) -> raw::TlsOptions {
-        raw::TlsOptions {
-            ca_pem: self.ca_pem.clone(),
-            server_name: self.server_name.clone(),
-            client_cert: self
-                .client_cert
-                .as_ref()
-                .map(|(chain, key)| raw::ClientCert {
-                    cert_chain_pem: chain.clone(),
-                    private_key_pem: key.clone(),
-                }),
-        }
+    /// The WIT `tls` setting's list.
+    pub(crate) fn to_wit(&self) -> Vec<TlsSetting> {
+        let mut list = Vec::new();
+        list.extend(self.ca_pem.clone().map(TlsSetting::CaPem));
+        list.extend(self.server_name.clone().map(TlsSetting::ServerName));
+        list.extend(self.client_cert.as_ref().map(|(chain, key)| {
+            TlsSetting::ClientCert(ClientCert {
+                cert_chain_pem: chain.clone(),
+                private_key_pem: key.clone(),
+            })
+        }));
+        list
     }
 }
 

@@ -2,8 +2,8 @@
 
 use std::cell::RefCell;
 
-use super::api::connection::{Enqueued, GuestConnection, Stats};
-use super::api::types::{ConnectOptions, Error, Grant, Server};
+use super::api::connection::{GuestConnection, Stats};
+use super::api::types::{Enqueued, Error, Grant, Server, Setting};
 use super::transport::{Conn, Dial};
 use super::{clock, convert};
 use crate::protocol::reply::{decode_enqueue, decode_grant, decode_ok, decode_renew, ErrorContext};
@@ -40,9 +40,9 @@ fn grant(g: Option<p::Grant>) -> Option<Grant> {
 impl GuestConnection for Connection {
     fn open(
         server: Server,
-        opts: ConnectOptions,
+        settings: Vec<Setting>,
     ) -> Result<super::api::connection::Connection, Error> {
-        let dial = Dial::new(server.into(), convert::connect_settings(opts)?)?;
+        let dial = Dial::new(server.into(), convert::connect_settings(settings)?)?;
         let conn = Conn::connect(&dial)?;
         Ok(super::api::connection::Connection::new(Connection(
             RefCell::new(conn),

@@ -1,9 +1,37 @@
 //! Conversions between the WIT types and the pure core's types.
 
 use super::api::{connection as wc, driver, types as wt};
-use crate::protocol::{stats, Enqueued, Error, Grant, Kind};
+use crate::protocol::{stats, Enqueued, Error, Grant, Kind, Loss, LossCause};
 use crate::session::LeaseLost;
 use crate::settings::{ClientCert, ConnectSettings, RawOptions, Server, TlsOptions, Trust};
+
+impl From<Loss> for wt::Loss {
+    fn from(l: Loss) -> Self {
+        let cause = match l.cause {
+            LossCause::RenewalRefused => wt::LossCause::RenewalRefused,
+            LossCause::ReleaseRefused => wt::LossCause::ReleaseRefused,
+            LossCause::ConnectionLost => wt::LossCause::ConnectionLost,
+            LossCause::NoReply => wt::LossCause::NoReply,
+            LossCause::NotRenewed => wt::LossCause::NotRenewed,
+            LossCause::Expired => wt::LossCause::Expired,
+            // Non-exhaustive across crates; every cause is listed above.
+            _ => wt::LossCause::ConnectionLost,
+        };
+        wt::Loss {
+            cause,
+            detail: l.detail,
+        }
+    }
+}
+
+impl From<Kind> for wt::Kind {
+    fn from(k: Kind) -> Self {
+        match k {
+            Kind::Lock => wt::Kind::Lock,
+            Kind::Semaphore { limit } => wt::Kind::Semaphore(limit.get()),
+        }
+    }
+}
 
 impl From<Error> for wt::Error {
     fn from(e: Error) -> Self {
@@ -18,7 +46,7 @@ impl From<Error> for wt::Error {
             Error::LeaseExpired => wt::Error::LeaseExpired,
             Error::Draining => wt::Error::Draining,
             Error::NotLeader(leader) => wt::Error::NotLeader(leader),
-            Error::LockLost(why) => wt::Error::LockLost(why),
+            Error::LockLost(loss) => wt::Error::LockLost(loss.into()),
             Error::Server(why) => wt::Error::Server(why),
             Error::Protocol(why) => wt::Error::Protocol(why),
             Error::Connection(why) => wt::Error::Connection(why),
@@ -40,36 +68,63 @@ impl From<wt::Server> for Server {
     }
 }
 
-impl From<wt::Options> for RawOptions {
-    fn from(o: wt::Options) -> Self {
-        RawOptions {
-            servers: o.servers.into_iter().map(Into::into).collect(),
-            connect_timeout_ms: o.connect.connect_timeout_ms,
-            auth_token: o.connect.auth_token,
-            tls: o.connect.tls.map(Into::into),
-            acquire_timeout_s: o.acquire_timeout_s,
-            lease_ttl_s: o.lease_ttl_s,
-            renew_ratio: o.renew_ratio,
-            server_index: o.server_index,
+/// A settings list as the caller gave it (later entries win).
+pub fn raw_options(settings: Vec<wt::Setting>) -> RawOptions {
+    let mut raw = RawOptions::default();
+    for setting in settings {
+        match setting {
+            wt::Setting::Servers(list) => raw.servers = list.into_iter().map(Into::into).collect(),
+            wt::Setting::ConnectTimeoutMs(ms) => raw.connect_timeout_ms = Some(ms),
+            wt::Setting::AuthToken(token) => raw.auth_token = Some(token),
+            wt::Setting::Tls(tls) => raw.tls = Some(tls_options(tls)),
+            wt::Setting::AcquireTimeoutS(s) => raw.acquire_timeout_s = Some(s),
+            wt::Setting::LeaseTtlS(s) => raw.lease_ttl_s = Some(s),
+            wt::Setting::RenewRatio(r) => raw.renew_ratio = Some(r),
+            wt::Setting::ServerIndex(i) => raw.server_index = Some(i),
         }
     }
+    raw
 }
 
-pub fn connect_settings(o: wt::ConnectOptions) -> Result<ConnectSettings, Error> {
-    ConnectSettings::new(o.connect_timeout_ms, o.auth_token, o.tls.map(Into::into))
+/// A connection's settings: the connect ones only.
+pub fn connect_settings(settings: Vec<wt::Setting>) -> Result<ConnectSettings, Error> {
+    let lock_only = settings.iter().find_map(|s| match s {
+        wt::Setting::Servers(_) => Some("servers"),
+        wt::Setting::AcquireTimeoutS(_) => Some("acquire-timeout-s"),
+        wt::Setting::LeaseTtlS(_) => Some("lease-ttl-s"),
+        wt::Setting::RenewRatio(_) => Some("renew-ratio"),
+        wt::Setting::ServerIndex(_) => Some("server-index"),
+        _ => None,
+    });
+    if let Some(name) = lock_only {
+        return Err(Error::InvalidArgument(format!(
+            "{name} is not a connection setting (the connection's commands take it)"
+        )));
+    }
+    let raw = raw_options(settings);
+    ConnectSettings::new(raw.connect_timeout_ms, raw.auth_token, raw.tls)
 }
 
-impl From<wt::TlsOptions> for TlsOptions {
-    fn from(t: wt::TlsOptions) -> Self {
-        TlsOptions {
-            trust: t.ca_pem.map_or(Trust::MozillaRoots, Trust::Pem),
-            server_name: t.server_name,
-            client_cert: t.client_cert.map(|c| ClientCert {
-                chain_pem: c.cert_chain_pem,
-                key_pem: c.private_key_pem,
-            }),
+/// TLS settings as the caller gave them (later entries win).
+fn tls_options(settings: Vec<wt::TlsSetting>) -> TlsOptions {
+    let mut tls = TlsOptions {
+        trust: Trust::MozillaRoots,
+        server_name: None,
+        client_cert: None,
+    };
+    for setting in settings {
+        match setting {
+            wt::TlsSetting::CaPem(pem) => tls.trust = Trust::Pem(pem),
+            wt::TlsSetting::ServerName(name) => tls.server_name = Some(name),
+            wt::TlsSetting::ClientCert(c) => {
+                tls.client_cert = Some(ClientCert {
+                    chain_pem: c.cert_chain_pem,
+                    key_pem: c.private_key_pem,
+                })
+            }
         }
     }
+    tls
 }
 
 impl From<Grant> for wt::Grant {
@@ -82,20 +137,11 @@ impl From<Grant> for wt::Grant {
     }
 }
 
-impl From<Enqueued> for wt::EnqueueStatus {
+impl From<Enqueued> for wt::Enqueued {
     fn from(e: Enqueued) -> Self {
         match e {
-            Enqueued::Acquired(_) => wt::EnqueueStatus::Acquired,
-            Enqueued::Queued => wt::EnqueueStatus::Queued,
-        }
-    }
-}
-
-impl From<Enqueued> for wc::Enqueued {
-    fn from(e: Enqueued) -> Self {
-        match e {
-            Enqueued::Acquired(g) => wc::Enqueued::Acquired(g.into()),
-            Enqueued::Queued => wc::Enqueued::Queued,
+            Enqueued::Acquired(g) => wt::Enqueued::Acquired(g.into()),
+            Enqueued::Queued => wt::Enqueued::Queued,
         }
     }
 }
@@ -143,7 +189,7 @@ impl From<LeaseLost> for driver::LeaseLost {
     fn from(l: LeaseLost) -> Self {
         driver::LeaseLost {
             key: l.key,
-            semaphore: matches!(l.kind, Kind::Semaphore { .. }),
+            kind: l.kind.into(),
             fence: l.fence,
             reason: l.reason.into(),
         }

@@ -7,9 +7,9 @@ use std::rc::Rc;
 
 use super::api::fencing::{GuestFenceGuard, StaleFence};
 use super::api::locks::{GuestLock, GuestSemaphore};
-use super::api::types::{EnqueueStatus, Error, Options};
+use super::api::types::{Enqueued as WitEnqueued, Error, Grant as WitGrant, Setting};
 use super::holder::Holder;
-use crate::protocol::{self as p, Enqueued, Kind};
+use crate::protocol::{self as p, Kind};
 use crate::session::Outcome;
 use crate::settings::Settings;
 
@@ -22,31 +22,30 @@ fn unexpected(outcome: Outcome) -> p::Error {
 }
 
 impl Shared {
-    fn open(key: &str, limit: Option<u32>, opts: Options) -> Result<Self, Error> {
-        let settings = Settings::new(key, limit, opts.into())?;
+    fn open(key: &str, limit: Option<u32>, settings: Vec<Setting>) -> Result<Self, Error> {
+        let settings = Settings::new(key, limit, super::convert::raw_options(settings))?;
         Ok(Shared(Holder::open(settings)?))
     }
 
-    fn acquired(outcome: Result<Outcome, p::Error>) -> Result<bool, Error> {
+    fn acquired(outcome: Result<Outcome, p::Error>) -> Result<Option<WitGrant>, Error> {
         match outcome? {
-            Outcome::Acquired(grant) => Ok(grant.is_some()),
+            Outcome::Acquired(grant) => Ok(grant.map(Into::into)),
             other => Err(unexpected(other).into()),
         }
     }
 
-    fn acquire(&self) -> Result<bool, Error> {
+    fn acquire(&self) -> Result<Option<WitGrant>, Error> {
         Self::acquired(self.0.borrow_mut().run(|s, now| s.acquire(now)))
     }
 
-    fn enqueue(&self) -> Result<EnqueueStatus, Error> {
+    fn enqueue(&self) -> Result<WitEnqueued, Error> {
         match self.0.borrow_mut().run(|s, now| s.enqueue(now))? {
-            Outcome::Enqueued(Enqueued::Acquired(_)) => Ok(EnqueueStatus::Acquired),
-            Outcome::Enqueued(Enqueued::Queued) => Ok(EnqueueStatus::Queued),
+            Outcome::Enqueued(answer) => Ok(answer.into()),
             other => Err(unexpected(other).into()),
         }
     }
 
-    fn wait(&self, timeout_s: Option<u64>) -> Result<bool, Error> {
+    fn wait(&self, timeout_s: Option<u64>) -> Result<Option<WitGrant>, Error> {
         Self::acquired(self.0.borrow_mut().run(|s, now| s.wait(now, timeout_s)))
     }
 
@@ -64,8 +63,17 @@ impl Shared {
         }
     }
 
-    fn grant<T>(&self, f: impl FnOnce(&p::Grant) -> T) -> Option<T> {
-        self.0.borrow_mut().current().grant().map(f)
+    fn grant(&self) -> Option<WitGrant> {
+        self.0
+            .borrow_mut()
+            .current()
+            .grant()
+            .cloned()
+            .map(Into::into)
+    }
+
+    fn is_held(&self) -> bool {
+        self.0.borrow_mut().current().is_held()
     }
 }
 
@@ -78,13 +86,13 @@ macro_rules! holder_resource {
         impl $guest for $name {
             $($extra)*
 
-            fn acquire(&self) -> Result<bool, Error> {
+            fn acquire(&self) -> Result<Option<WitGrant>, Error> {
                 self.0.acquire()
             }
-            fn enqueue(&self) -> Result<EnqueueStatus, Error> {
+            fn enqueue(&self) -> Result<WitEnqueued, Error> {
                 self.0.enqueue()
             }
-            fn wait(&self, timeout_s: Option<u64>) -> Result<bool, Error> {
+            fn wait(&self, timeout_s: Option<u64>) -> Result<Option<WitGrant>, Error> {
                 self.0.wait(timeout_s)
             }
             fn release(&self) -> Result<bool, Error> {
@@ -99,17 +107,11 @@ macro_rules! holder_resource {
             fn key(&self) -> String {
                 self.0 .0.borrow().settings().key.clone()
             }
-            fn token(&self) -> Option<String> {
-                self.0.grant(|g| g.token.clone())
-            }
-            fn fence(&self) -> Option<u64> {
-                self.0.grant(|g| g.fence)
-            }
-            fn lease_s(&self) -> Option<u64> {
-                self.0.grant(|g| g.lease_s)
+            fn grant(&self) -> Option<WitGrant> {
+                self.0.grant()
             }
             fn is_held(&self) -> bool {
-                self.0.grant(|_| ()).is_some()
+                self.0.is_held()
             }
             fn server_index(&self) -> u32 {
                 self.0 .0.borrow().settings().server_index
@@ -119,19 +121,23 @@ macro_rules! holder_resource {
 }
 
 holder_resource!(Lock, GuestLock, {
-    fn open(key: String, opts: Options) -> Result<super::api::locks::Lock, Error> {
+    fn open(key: String, settings: Vec<Setting>) -> Result<super::api::locks::Lock, Error> {
         Ok(super::api::locks::Lock::new(Lock(Shared::open(
-            &key, None, opts,
+            &key, None, settings,
         )?)))
     }
 });
 
 holder_resource!(Semaphore, GuestSemaphore, {
-    fn open(key: String, limit: u32, opts: Options) -> Result<super::api::locks::Semaphore, Error> {
+    fn open(
+        key: String,
+        limit: u32,
+        settings: Vec<Setting>,
+    ) -> Result<super::api::locks::Semaphore, Error> {
         Ok(super::api::locks::Semaphore::new(Semaphore(Shared::open(
             &key,
             Some(limit),
-            opts,
+            settings,
         )?)))
     }
     fn limit(&self) -> u32 {

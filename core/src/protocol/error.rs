@@ -39,9 +39,9 @@ pub enum Error {
     /// `error_not_leader`: a cluster follower; the leader's address.
     #[error("the server is not the cluster leader; leader: {0}")]
     NotLeader(String),
-    /// The lease of a held lock was lost.
+    /// The lease of a held lock was lost: why, typed, and in words.
     #[error("the lock was lost: {0}")]
-    LockLost(String),
+    LockLost(Loss),
     /// A plain `error` from the server.
     #[error("the server refused: {0}")]
     Server(String),
@@ -64,7 +64,89 @@ pub enum Error {
     Runtime(String),
 }
 
+/// Why a held lease was lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LossCause {
+    /// The server refused a renewal: the lease had ended there, or the
+    /// token no longer held the key.
+    RenewalRefused,
+    /// The server refused the release: the lease had ended before it.
+    ReleaseRefused,
+    /// The connection that held the lease broke (closed, reset, out of
+    /// step, TLS failure); the server lets go of what it held.
+    ConnectionLost,
+    /// A renewal was sent but no reply came before the lease ran out.
+    NoReply,
+    /// The lease ran out before a renewal was sent: nothing drove it.
+    NotRenewed,
+    /// The server renewed it for less time than the reply took.
+    Expired,
+}
+
+impl LossCause {
+    /// The cause in a few words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            LossCause::RenewalRefused => "the server refused the renewal",
+            LossCause::ReleaseRefused => "the server refused the release",
+            LossCause::ConnectionLost => "the connection was lost",
+            LossCause::NoReply => "no renewal reply came before the lease ran out",
+            LossCause::NotRenewed => "the lease ran out before it was renewed (nothing drove it)",
+            LossCause::Expired => "the server renewed it for less time than the reply took",
+        }
+    }
+}
+
+/// A lost lease: the typed cause and what was seen (redacted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loss {
+    /// Why, typed.
+    pub cause: LossCause,
+    /// What was seen: the server's answer or the transport's error; may be empty.
+    pub detail: String,
+}
+
+impl Loss {
+    /// A loss of `cause`, with `detail`.
+    pub fn new(cause: LossCause, detail: impl Into<String>) -> Self {
+        Loss {
+            cause,
+            detail: detail.into(),
+        }
+    }
+
+    /// The loss that `error`, met while the lease was held, means.
+    pub fn from_error(error: &Error) -> Self {
+        let cause = match error {
+            Error::LockLost(loss) => return loss.clone(),
+            Error::Timeout
+            | Error::Protocol(_)
+            | Error::Connection(_)
+            | Error::Tls(_)
+            | Error::Runtime(_) => LossCause::ConnectionLost,
+            _ => LossCause::RenewalRefused,
+        };
+        Loss::new(cause, error.to_string())
+    }
+}
+
+impl std::fmt::Display for Loss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.cause.describe())?;
+        if !self.detail.is_empty() {
+            write!(f, " ({})", self.detail)?;
+        }
+        Ok(())
+    }
+}
+
 impl Error {
+    /// A lost lease, for `cause`, with `detail`.
+    pub fn lost(cause: LossCause, detail: impl Into<String>) -> Self {
+        Error::LockLost(Loss::new(cause, detail))
+    }
+
     /// Whether the connection that produced this error is unusable now.
     pub fn breaks_connection(&self) -> bool {
         matches!(

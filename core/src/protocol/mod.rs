@@ -11,7 +11,7 @@ pub mod reply;
 mod request;
 pub mod stats;
 
-pub use error::{redact, Error};
+pub use error::{redact, Error, Loss, LossCause};
 pub use line::LineReader;
 pub use reply::{Enqueued, Grant};
 pub(crate) use request::{check_auth_token, check_key, check_lease, check_seconds};

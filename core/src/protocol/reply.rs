@@ -39,6 +39,21 @@ pub enum Enqueued {
     Queued,
 }
 
+impl Enqueued {
+    /// The grant, when granted at once.
+    pub fn grant(&self) -> Option<&Grant> {
+        match self {
+            Enqueued::Acquired(grant) => Some(grant),
+            Enqueued::Queued => None,
+        }
+    }
+
+    /// Whether it joined the queue (`wait` follows).
+    pub fn is_queued(&self) -> bool {
+        matches!(self, Enqueued::Queued)
+    }
+}
+
 /// What a plain `error` means, per command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorContext {

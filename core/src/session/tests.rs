@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::settings::RawOptions;
+use crate::LossCause;
 
 const S: u64 = NS_PER_S;
 const T1: &str = "00000000000000010123456789abcdef";
@@ -156,11 +157,7 @@ fn a_refused_renewal_is_a_loss_reported_once() {
     assert!(!h.s.is_held());
     let lost = h.s.poll_lost().expect("reported");
     assert_eq!((lost.key.as_str(), lost.fence), ("k", 1));
-    assert!(
-        matches!(lost.reason, Error::LockLost(_)),
-        "{:?}",
-        lost.reason
-    );
+    assert_eq!(lost.reason.cause, LossCause::RenewalRefused);
     assert_eq!(h.s.poll_lost(), None, "once");
     assert_eq!(h.disconnects, 1, "the connection is dropped");
     // The next release reports it as the caller's error, then nothing.
@@ -178,7 +175,9 @@ fn a_connection_lost_while_held_is_a_loss() {
     h.s.handle_disconnected(h.now, Error::Connection("reset".into()));
     h.io();
     assert!(!h.s.is_held());
-    assert!(h.s.poll_lost().is_some());
+    let lost = h.s.poll_lost().unwrap();
+    assert_eq!(lost.reason.cause, LossCause::ConnectionLost);
+    assert!(lost.reason.detail.contains("reset"), "{:?}", lost.reason);
     assert_eq!(h.s.poll_timeout(), None);
     // A new acquire connects again.
     assert!(matches!(h.s.renew(h.now), Err(Error::LockLost(_))));
@@ -202,7 +201,7 @@ fn a_renewal_without_reply_is_lost_at_the_lease_end_not_before() {
     h.advance(u64::MAX);
     assert_eq!(h.now, end);
     assert!(!h.s.is_held());
-    assert!(h.s.poll_lost().is_some());
+    assert_eq!(h.s.poll_lost().unwrap().reason.cause, LossCause::NoReply);
     assert_eq!(h.disconnects, 1);
     // The reply arriving after all is unsolicited: ignored on a dropped link.
     h.reply("ok 10");
@@ -379,10 +378,12 @@ fn bytes_nobody_asked_for_break_the_connection() {
     assert_eq!(h.disconnects, 1);
     assert!(!h.s.is_held());
     let lost = h.s.poll_lost().unwrap();
-    let Error::LockLost(why) = lost.reason else {
-        panic!("{:?}", lost.reason)
-    };
-    assert!(why.contains("unsolicited"), "{why}");
+    assert_eq!(lost.reason.cause, LossCause::ConnectionLost);
+    assert!(
+        lost.reason.detail.contains("unsolicited"),
+        "{:?}",
+        lost.reason
+    );
 }
 
 #[test]
@@ -436,6 +437,27 @@ fn a_broken_connection_under_a_release_fails_it_without_a_loss() {
     assert_eq!(h.outcome(), Err(Error::Connection("reset".into())));
     assert_eq!(h.s.poll_lost(), None, "the caller let go of it anyway");
     assert!(!h.s.is_held());
+}
+
+#[test]
+fn a_release_the_server_refuses_is_a_loss_and_an_undriven_lease_ends() {
+    let mut h = Harness::new();
+    h.hold(T1, 30);
+    h.s.release(h.now).unwrap();
+    h.io();
+    h.reply("error");
+    let Err(Error::LockLost(loss)) = h.outcome() else {
+        panic!("not lock-lost");
+    };
+    assert_eq!(loss.cause, LossCause::ReleaseRefused);
+    // Nothing drives this one: past its end without a renewal sent.
+    h.hold(T2, 2);
+    h.now += 2 * S;
+    h.s.handle_timeout(h.now);
+    assert!(!h.s.is_held());
+    let lost = h.s.poll_lost().unwrap();
+    assert_eq!((lost.fence, lost.reason.cause), (2, LossCause::NotRenewed));
+    assert_eq!(lost.kind, Kind::Lock);
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use host_tests::{component_names, instance, Options};
+use host_tests::{component_names, instance, Enqueued, Grant, Setting};
 
 const TOKEN: &str = "00000000000001a40123456789abcdef";
 
@@ -166,50 +166,54 @@ fn run_examples(server: SocketAddr) -> wasmtime::Result<()> {
 fn locks_demo(inst: &mut host_tests::Instance, server: SocketAddr) -> wasmtime::Result<()> {
     let locks = inst.client.dflockd_client_locks().lock();
     let s = &mut inst.store;
-    let opts = Options {
-        lease_ttl_s: Some(20),
-        ..host_tests::options(server)
-    };
+    let mut opts = host_tests::options(server);
+    opts.push(Setting::LeaseTtlS(20));
     let lock = locks.call_open(&mut *s, "demo:foo", &opts)?.map_err(fmt)?;
     let granted = locks.call_acquire(&mut *s, lock)?.map_err(fmt)?;
-    let token = locks.call_token(&mut *s, lock)?.unwrap_or_default();
-    let lease = locks.call_lease_s(&mut *s, lock)?;
-    println!(
-        "  acquire demo:foo -> {granted}; token {}…, lease {lease:?} s",
-        token.get(..8).unwrap_or("")
-    );
+    println!("  acquire demo:foo -> {}", shown(granted.as_ref()));
 
-    let try_opts = Options {
-        acquire_timeout_s: Some(0),
-        ..host_tests::options(server)
-    };
+    let mut try_opts = host_tests::options(server);
+    try_opts.push(Setting::AcquireTimeoutS(0));
     let rival = locks
         .call_open(&mut *s, "demo:foo", &try_opts)?
         .map_err(fmt)?;
+    let tried = locks.call_acquire(&mut *s, rival)?.map_err(fmt)?;
     println!(
-        "  a second lock, try-lock on the held key -> {:?}",
-        locks.call_acquire(&mut *s, rival)?
+        "  a second lock, try-lock on the held key -> {}",
+        shown(tried.as_ref())
     );
     let queued = locks
         .call_open(&mut *s, "demo:foo", &host_tests::options(server))?
         .map_err(fmt)?;
-    println!(
-        "  two-phase: enqueue -> {:?}",
-        locks.call_enqueue(&mut *s, queued)?
-    );
+    let enqueued = match locks.call_enqueue(&mut *s, queued)?.map_err(fmt)? {
+        Enqueued::Acquired(grant) => format!("acquired at once: {}", shown(Some(&grant))),
+        Enqueued::Queued => "queued".to_string(),
+    };
+    println!("  two-phase: enqueue -> {enqueued}");
     println!(
         "  release the first -> {:?}",
         locks.call_release(&mut *s, lock)?
     );
-    println!(
-        "  the queued one: wait -> {:?}",
-        locks.call_wait(&mut *s, queued, Some(5))?
-    );
+    let waited = locks.call_wait(&mut *s, queued, Some(5))?.map_err(fmt)?;
+    println!("  the queued one: wait -> {}", shown(waited.as_ref()));
     println!("  release it -> {:?}", locks.call_release(&mut *s, queued)?);
     for handle in [lock, rival, queued] {
         handle.resource_drop(&mut *s)?;
     }
     Ok(())
+}
+
+/// A grant as the demo may show it: the token only as a short prefix.
+fn shown(grant: Option<&Grant>) -> String {
+    match grant {
+        Some(g) => format!(
+            "granted: token {}…, fence {}, lease {} s",
+            g.token.get(..8).unwrap_or(""),
+            g.fence,
+            g.lease_s
+        ),
+        None => "not granted (the server's timeout)".to_string(),
+    }
 }
 
 fn fmt(e: host_tests::Error) -> wasmtime::Error {

@@ -1,9 +1,11 @@
-//! The WIT-level bindings with blocking exports, generated from `wit/` (the
-//! single source of truth), and one sandboxed instance of the component, for
-//! tests and embedders that need the bare contract. The typed API of this
-//! crate is built on [`crate::raw_async`] instead (see `runtime.rs`).
+//! The bare WIT contract for the tests: bindings with blocking exports,
+//! generated from `wit/` (the single source of truth), and one sandboxed
+//! instance of the component that `dflockd-host` loaded. `dflockd-host`
+//! keeps its own (async) bindings private; these are the tests' own.
 
-use wasmtime::component::{Resource, ResourceTable};
+use std::net::SocketAddr;
+
+use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime::Store;
 use wasmtime_wasi::p2::bindings::sync::io::poll::HostPollable;
 use wasmtime_wasi::p2::DynPollable;
@@ -16,16 +18,16 @@ wasmtime::component::bindgen!({
     additional_derives: [PartialEq],
 });
 
-pub use exports::dflockd::client::connection::{Enqueued, Stats};
+pub use exports::dflockd::client::connection::Stats;
 pub use exports::dflockd::client::driver::LeaseLost;
 pub use exports::dflockd::client::types::{
-    ClientCert, ConnectOptions, EnqueueStatus, Error, Grant, Options, Server, TlsOptions,
+    ClientCert, Enqueued, Error, Grant, Kind, Loss, LossCause, Server, Setting, TlsSetting,
 };
 
 /// Per-instance host state: the WASI context and its resource table.
 pub struct State {
-    pub(crate) ctx: WasiCtx,
-    pub(crate) table: ResourceTable,
+    ctx: WasiCtx,
+    table: ResourceTable,
 }
 
 impl WasiView for State {
@@ -43,6 +45,37 @@ pub struct Instance {
     pub store: Store<State>,
     /// The component's exports.
     pub client: Client,
+}
+
+/// The component of a `dflockd-host` runtime, linked for these bindings.
+pub struct Raw {
+    engine: wasmtime::Engine,
+    pre: ClientPre<State>,
+}
+
+impl Raw {
+    /// Links the runtime's component against wasmtime-wasi's sync WASI.
+    pub fn new(runtime: &dflockd_host::Runtime) -> wasmtime::Result<Self> {
+        let mut linker = Linker::new(runtime.engine());
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        let pre = ClientPre::new(linker.instantiate_pre(runtime.component())?)?;
+        Ok(Raw {
+            engine: runtime.engine().clone(),
+            pre,
+        })
+    }
+
+    /// A new instance whose only network reach is TCP to `allowed` (the
+    /// sandbox `dflockd-host` gives its own instances).
+    pub fn instance(&self, allowed: &[SocketAddr]) -> wasmtime::Result<Instance> {
+        let state = State {
+            ctx: dflockd_host::sandbox(allowed),
+            table: ResourceTable::new(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        let client = self.pre.instantiate(&mut store)?;
+        Ok(Instance { store, client })
+    }
 }
 
 impl Instance {
