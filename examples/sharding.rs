@@ -9,7 +9,7 @@ fn main() -> Result<(), dflockd_host::Error> {
     let servers = support::servers();
     for key in ["user:42:profile", "orders", "row:42"] {
         let lock = rt.lock(key).servers(servers.clone()).build()?;
-        let index = lock.server_index()? as usize;
+        let index = lock.server_index() as usize;
         let (host, port) = &servers[index];
         let outcome = match lock.acquire()? {
             Some(guard) => format!("released = {}", guard.release()?),

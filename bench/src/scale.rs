@@ -63,7 +63,8 @@ impl Held {
 
 /// Why `n` locks of `flavour` cannot be held in one process here, if so.
 /// A blocking lock keeps three open files (its socket, and its runtime's
-/// epoll and eventfd) and a renewal thread; an async one only its socket.
+/// epoll and eventfd; the renewal thread is one per runtime); an async one
+/// only its socket.
 pub fn beyond_limits(flavour: &str, n: usize) -> Option<String> {
     let files_per_lock = if flavour == "blocking" { 3 } else { 1 };
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
@@ -132,8 +133,8 @@ impl Held {
     }
 }
 
-/// Holds `n` blocking locks (one object, instance, connection and renewal
-/// thread each, as the host crate has it today).
+/// Holds `n` blocking locks (one object, instance and connection each; one
+/// renewal thread for all).
 pub fn blocking(addr: SocketAddr, n: usize) -> Held {
     let lost = Arc::new(AtomicUsize::new(0));
     let before = Memory::now();
@@ -154,10 +155,7 @@ pub fn blocking(addr: SocketAddr, n: usize) -> Held {
     }
     let held = Held::acquired(n, before, began);
     std::thread::sleep(Duration::from_secs(3 * LEASE_S));
-    let not_held = locks
-        .iter()
-        .filter(|l| !l.is_held().unwrap_or(false))
-        .count();
+    let not_held = locks.iter().filter(|l| !l.is_held()).count();
     Held {
         lost: lost.load(Ordering::SeqCst).max(not_held),
         ..held
@@ -194,7 +192,7 @@ pub fn asynchronous(addr: SocketAddr, n: usize) -> Held {
         tokio::time::sleep(Duration::from_secs(3 * LEASE_S)).await;
         let mut not_held = 0;
         for lock in &locks {
-            if !lock.is_held().await.unwrap_or(false) {
+            if !lock.is_held() {
                 not_held += 1;
             }
         }

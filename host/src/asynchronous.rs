@@ -1,4 +1,7 @@
-//! The async API on tokio: the same surface as the blocking one.
+//! The async API on tokio: the same surface as the blocking one. Each
+//! object has a renewal task (tasks, unlike threads, cost next to nothing);
+//! what it holds is kept beside its instance, as in the blocking flavour,
+//! so the accessors answer at once.
 //!
 //! Cancellation is real: dropping a pending `acquire` or `wait` future
 //! abandons the call inside the component and drops that object's whole
@@ -14,12 +17,12 @@ use tokio::sync::{Mutex, MutexGuard, Notify};
 use tokio::task::JoinHandle;
 use wasmtime::component::ResourceAny;
 
-use crate::driver::Sleep;
+use crate::builder::{allowed_addresses, Builder, LostCallback, Recipe};
 use crate::error::{flat, Trap};
-use crate::lock::{allowed_addresses, Builder, LostCallback, Recipe};
+use crate::lock::{locked, View};
 use crate::raw_async;
 use crate::runtime::{AsyncInstance, EPOCH};
-use crate::{Enqueued, Error, Grant, Runtime};
+use crate::{Enqueued, Error, Grant, Kind, Runtime};
 
 /// An exclusive lock with an async API.
 pub type AsyncLock = AsyncHolder<crate::Exclusive>;
@@ -33,6 +36,8 @@ impl<K> Builder<K> {
         let allowed = allowed_addresses(&recipe.servers)?;
         let shared = Arc::new(Shared {
             slot: Mutex::new(None),
+            view: std::sync::Mutex::new(View::default()),
+            server_index: std::sync::OnceLock::new(),
             planned: std::sync::Mutex::new(Sleep::Awake),
             changed: Notify::new(),
             stop: Notify::new(),
@@ -52,6 +57,33 @@ impl<K> Builder<K> {
     }
 }
 
+/// What the renewal task waits for, so that a call wakes it only when the
+/// next deadline moved sooner ([`Shared::rearm`]).
+#[derive(Debug, Clone, Copy)]
+enum Sleep {
+    /// Running, or about to run: it reads the deadline again anyway.
+    Awake,
+    /// Nothing to renew: it waits for a call.
+    Indefinitely,
+    /// It drives at this deadline (`next-deadline`, on the host's clock).
+    Until(u64),
+}
+
+impl Sleep {
+    /// Whether `next` (the new `next-deadline`; `Err` when the call
+    /// trapped, which the sleeper must meet and report) comes sooner than
+    /// this sleep planned.
+    fn is_sooner<E>(self, next: &Result<Option<u64>, E>) -> bool {
+        match (self, next) {
+            (Sleep::Awake, _) => false,
+            (_, Err(_)) => true,
+            (_, Ok(None)) => false,
+            (Sleep::Indefinitely, Ok(Some(_))) => true,
+            (Sleep::Until(planned), Ok(Some(next))) => *next < planned,
+        }
+    }
+}
+
 /// One instance and the resource in it.
 struct Core {
     inst: AsyncInstance,
@@ -61,6 +93,10 @@ struct Core {
 struct Shared {
     /// `None` after a cancelled call dropped the instance.
     slot: Mutex<Option<Core>>,
+    /// What it holds, as of the last call or renewal.
+    view: std::sync::Mutex<View>,
+    /// Asked of the component once, at the first open.
+    server_index: std::sync::OnceLock<u32>,
     /// What the renewal task waits for; changed only under `slot`, so that
     /// a call and the task's plan cannot cross.
     planned: std::sync::Mutex<Sleep>,
@@ -73,9 +109,11 @@ struct Shared {
 }
 
 /// Empties the slot (dropping the instance and its connection) unless
-/// disarmed: a call future dropped midway leaves the instance unusable.
+/// disarmed: a call future dropped midway leaves the instance unusable,
+/// and nothing held (the server lets go of it with the connection).
 struct Armed<'a> {
     slot: Option<MutexGuard<'a, Option<Core>>>,
+    view: &'a std::sync::Mutex<View>,
 }
 
 impl Drop for Armed<'_> {
@@ -83,6 +121,7 @@ impl Drop for Armed<'_> {
         if let Some(mut slot) = self.slot.take() {
             tracing::debug!("call cancelled: dropping the instance and its connection");
             *slot = None;
+            locked(self.view).set(None);
         }
     }
 }
@@ -98,10 +137,11 @@ macro_rules! call {
     ($shared:expr, $core:expr, $method:ident $(, $arg:expr)*) => {{
         let core: &mut Core = $core;
         let locks = core.inst.client.dflockd_client_locks();
-        if $shared.recipe.limit.is_some() {
-            locks.semaphore().$method(&mut core.inst.store, core.handle $(, $arg)*).await
-        } else {
-            locks.lock().$method(&mut core.inst.store, core.handle $(, $arg)*).await
+        match $shared.recipe.kind {
+            Kind::Semaphore { .. } => {
+                locks.semaphore().$method(&mut core.inst.store, core.handle $(, $arg)*).await
+            }
+            Kind::Lock => locks.lock().$method(&mut core.inst.store, core.handle $(, $arg)*).await,
         }
     }};
 }
@@ -136,21 +176,26 @@ impl Shared {
             let mut inst = self.runtime.instance_async(&self.allowed).await?;
             let locks = inst.client.dflockd_client_locks();
             let r = &self.recipe;
-            let handle = match r.limit {
-                None => flat(
+            let handle = match r.kind {
+                Kind::Lock => flat(
                     locks
                         .lock()
                         .call_open(&mut inst.store, &r.key, &r.settings)
                         .await,
                 )?,
-                Some(limit) => flat(
+                Kind::Semaphore { limit } => flat(
                     locks
                         .semaphore()
-                        .call_open(&mut inst.store, &r.key, limit, &r.settings)
+                        .call_open(&mut inst.store, &r.key, limit.get(), &r.settings)
                         .await,
                 )?,
             };
-            *slot = Some(Core { inst, handle });
+            let mut core = Core { inst, handle };
+            if self.server_index.get().is_none() {
+                let index = call!(self, &mut core, call_server_index).trap()?;
+                let _ = self.server_index.set(index);
+            }
+            *slot = Some(core);
         }
         Ok(slot)
     }
@@ -169,83 +214,120 @@ pub struct AsyncGuard<'a, K> {
     holder: Option<&'a AsyncHolder<K>>,
 }
 
-/// Runs one resource call with cancellation: see the module docs.
+/// Runs one resource call with cancellation (see the module docs), then
+/// records what it leaves held: `$held(&result)` gives it, or `None` to
+/// ask the component. A cancelled call leaves nothing held (its instance
+/// and connection are dropped).
 macro_rules! cancellable {
-    ($self:ident, $method:ident $(, $arg:expr)*) => {{
+    ($self:ident, $held:expr, $method:ident $(, $arg:expr)*) => {{
         let slot = $self.shared.core().await?;
-        let mut armed = Armed { slot: Some(slot) };
+        let mut armed = Armed { slot: Some(slot), view: &$self.shared.view };
         let core = armed.slot.as_mut().and_then(|s| s.as_mut()).ok_or_else(|| Error::Runtime("no instance".into()))?;
-        let result = call!($self.shared, core, $method $(, $arg)*);
+        let result = call!($self.shared, core, $method $(, $arg)*)
+            .map_err(crate::error::runtime)
+            .and_then(crate::error::Outcome::into_outcome);
+        let held: Option<Option<Grant>> = $held(&result);
+        let grant = match held {
+            Some(grant) => Some(grant),
+            None => call!($self.shared, core, call_grant).ok().map(|g| g.map(raw_async::grant)),
+        };
         $self.shared.rearm(core).await;
         armed.disarm();
+        if let Some(grant) = grant {
+            locked(&$self.shared.view).set(grant);
+        }
         result
     }};
+}
+
+/// What acquire and wait leave held: the grant, or nothing.
+fn granted(result: &Result<Option<raw_async::WitGrant>, Error>) -> Option<Option<Grant>> {
+    Some(
+        result
+            .as_ref()
+            .ok()
+            .cloned()
+            .flatten()
+            .map(raw_async::grant),
+    )
 }
 
 impl<K> AsyncHolder<K> {
     /// Waits until granted (`Some(guard)`) or the server's acquire timeout (`None`).
     pub async fn acquire(&self) -> Result<Option<AsyncGuard<'_, K>>, Error> {
-        let granted = flat(cancellable!(self, call_acquire))?;
+        let granted = cancellable!(self, granted, call_acquire)?;
         Ok(granted.map(|_| AsyncGuard { holder: Some(self) }))
     }
 
     /// Joins the queue without waiting: held at once, or queued.
     pub async fn enqueue(&self) -> Result<Enqueued, Error> {
-        Ok(raw_async::enqueued(flat(cancellable!(self, call_enqueue))?))
+        let held = |r: &Result<raw_async::WitEnqueued, Error>| match r {
+            Ok(raw_async::WitEnqueued::Acquired(g)) => Some(Some(raw_async::grant(g.clone()))),
+            _ => Some(None),
+        };
+        Ok(raw_async::enqueued(cancellable!(self, held, call_enqueue)?))
     }
 
     /// After `enqueue`: waits until granted or `timeout_s` passes.
     pub async fn wait(&self, timeout_s: Option<u64>) -> Result<Option<AsyncGuard<'_, K>>, Error> {
-        let granted = flat(cancellable!(self, call_wait, timeout_s))?;
+        let granted = cancellable!(self, granted, call_wait, timeout_s)?;
         Ok(granted.map(|_| AsyncGuard { holder: Some(self) }))
     }
 
     /// Releases: `true` when the server confirmed.
     pub async fn release(&self) -> Result<bool, Error> {
-        flat(cancellable!(self, call_release))
+        cancellable!(self, |_: &Result<bool, Error>| Some(None), call_release)
     }
 
     /// Renews now; the remaining seconds.
     pub async fn renew(&self) -> Result<u64, Error> {
-        flat(cancellable!(self, call_renew))
+        let before = self.grant();
+        let held = |r: &Result<u64, Error>| r.is_ok().then(|| before.clone());
+        cancellable!(self, held, call_renew)
     }
 
-    /// Whether a grant is held and its lease was not lost.
-    pub async fn is_held(&self) -> Result<bool, Error> {
-        cancellable!(self, call_is_held).trap()
+    /// Whether a grant is held and its lease was not lost, as of the last
+    /// call or renewal. Never waits for a call in progress.
+    pub fn is_held(&self) -> bool {
+        locked(&self.shared.view).grant().is_some()
     }
 
-    /// The current grant (its token is a secret), while held and not known lost.
-    pub async fn grant(&self) -> Result<Option<Grant>, Error> {
-        let grant = cancellable!(self, call_grant).trap()?;
-        Ok(grant.map(raw_async::grant))
+    /// The current grant (its token is a secret), while held and not known
+    /// lost. Never waits for a call in progress.
+    pub fn grant(&self) -> Option<Grant> {
+        locked(&self.shared.view).grant()
     }
 
     /// The current grant's token (a secret).
-    pub async fn token(&self) -> Result<Option<String>, Error> {
-        Ok(self.grant().await?.map(|g| g.token))
+    pub fn token(&self) -> Option<String> {
+        self.grant().map(|g| g.token)
     }
 
     /// The current grant's fence.
-    pub async fn fence(&self) -> Result<Option<u64>, Error> {
-        Ok(self.grant().await?.map(|g| g.fence))
+    pub fn fence(&self) -> Option<u64> {
+        self.grant().map(|g| g.fence)
     }
 
     /// The current grant's lease in seconds.
-    pub async fn lease_s(&self) -> Result<Option<u64>, Error> {
-        Ok(self.grant().await?.map(|g| g.lease_s))
+    pub fn lease_s(&self) -> Option<u64> {
+        self.grant().map(|g| g.lease_s)
     }
 
     /// The index of the server the key routes to.
-    pub async fn server_index(&self) -> Result<u32, Error> {
-        cancellable!(self, call_server_index).trap()
+    pub fn server_index(&self) -> u32 {
+        self.shared.server_index.get().copied().unwrap_or(0)
+    }
+
+    /// Lock, or semaphore with its limit.
+    pub fn kind(&self) -> Kind {
+        self.shared.recipe.kind
     }
 
     /// Drops the connection without a release: the server keeps a held
     /// lease until it runs out, unless it releases on disconnect (its
     /// default). The next acquire connects again.
     pub async fn close(&self) -> Result<(), Error> {
-        cancellable!(self, call_close).trap()
+        cancellable!(self, |_: &Result<(), Error>| Some(None), call_close)
     }
 
     /// The key.
@@ -257,7 +339,10 @@ impl<K> AsyncHolder<K> {
 impl AsyncHolder<crate::Counting> {
     /// The semaphore's limit.
     pub fn limit(&self) -> u32 {
-        self.shared.recipe.limit.unwrap_or(0)
+        match self.shared.recipe.kind {
+            Kind::Semaphore { limit } => limit.get(),
+            Kind::Lock => 1,
+        }
     }
 }
 
@@ -312,6 +397,7 @@ impl<K> Drop for AsyncGuard<'_, K> {
                     let released = call!(shared, core, call_release);
                     tracing::debug!(?released, "release on guard drop");
                 }
+                locked(&shared.view).set(None);
             });
         }
     }
@@ -368,10 +454,30 @@ async fn drive(shared: Arc<Shared>) {
             }
         };
         for lost in lost.into_iter().map(raw_async::lease_lost) {
+            locked(&shared.view).lose(&lost);
             tracing::warn!(key = %lost.key, fence = lost.fence, reason = %lost.reason, "lease lost");
             if let Some(callback) = &shared.on_lost {
                 callback(&lost);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Sleep;
+
+    #[test]
+    fn a_sleeper_is_woken_only_for_a_sooner_deadline_or_a_trap() {
+        let next = |d: Option<u64>| Ok::<_, ()>(d);
+        assert!(!Sleep::Awake.is_sooner(&next(Some(1))));
+        assert!(!Sleep::Awake.is_sooner(&Err::<Option<u64>, _>(())));
+        assert!(Sleep::Indefinitely.is_sooner(&next(Some(u64::MAX))));
+        assert!(!Sleep::Indefinitely.is_sooner(&next(None)));
+        assert!(Sleep::Until(10).is_sooner(&next(Some(9))));
+        assert!(!Sleep::Until(10).is_sooner(&next(Some(10))));
+        assert!(!Sleep::Until(10).is_sooner(&next(Some(11))));
+        assert!(!Sleep::Until(10).is_sooner(&next(None)));
+        assert!(Sleep::Until(10).is_sooner(&Err::<Option<u64>, _>(())));
     }
 }

@@ -15,18 +15,21 @@
 //! let lock = runtime.lock("my-key").lease_ttl_s(20).build()?;
 //! if let Some(guard) = lock.acquire()? {
 //!     // critical section: the lease renews in the background
-//!     println!("fence {:?}", guard.fence()?);
+//!     println!("fence {:?}", guard.fence());
 //! } // released here
 //! # Ok(()) }
 //! ```
 //!
 //! Each [`Lock`] / [`Semaphore`] owns one component instance and one
-//! connection, and a renewal thread that keeps a held lease alive and
-//! reports its loss ([`Builder::on_lost`], [`Holder::is_held`]).
+//! connection; one renewal thread per [`Runtime`] keeps the held leases of
+//! all its objects alive and reports their loss ([`Builder::on_lost`],
+//! [`Holder::is_held`]). The types are those of `dflockd-core`: one
+//! [`Error`], [`Grant`], [`Enqueued`], [`Stats`], [`LeaseLost`].
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod asynchronous;
+mod builder;
 mod connection;
 mod driver;
 mod error;
@@ -37,10 +40,11 @@ mod raw_async;
 mod runtime;
 mod tls;
 
+pub use builder::Builder;
 pub use connection::Connection;
 pub use dflockd_core::protocol::stats::{IdleInfo, LockInfo, SemaphoreInfo, Stats};
 pub use dflockd_core::{Enqueued, Grant, Kind, LeaseLost, Loss, LossCause};
 pub use error::Error;
-pub use lock::{Builder, Counting, Exclusive, Guard, Holder, Lock, Semaphore};
+pub use lock::{Counting, Exclusive, Guard, Holder, Lock, Semaphore};
 pub use runtime::{default_component_path, embedded_component, sandbox, Runtime, RuntimeBuilder};
 pub use tls::Tls;

@@ -1,21 +1,24 @@
-//! The blocking API: [`Lock`] and [`Semaphore`], their builder, and [`Guard`].
+//! The blocking API: [`Lock`] and [`Semaphore`], and [`Guard`].
 //!
 //! Each object owns one component instance (so one connection): threads
 //! never wait on each other's blocking calls, and a holder can always
-//! release while others are queued. While a grant is held, a background
-//! thread renews it through the component's driver (see [`crate::driver`]).
+//! release while others are queued. One thread per [`Runtime`] renews the
+//! held leases of all its objects between calls (see [`crate::driver`]).
+//! What an object holds is kept beside the instance ([`View`]), so that
+//! `is_held`, `grant` and the other accessors answer at once, never
+//! waiting behind a blocking call of another thread.
 
 use std::marker::PhantomData;
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError, Weak};
 
 use wasmtime::component::ResourceAny;
 
+use crate::builder::{allowed_addresses, Builder, LostCallback};
+use crate::driver::{Renewable, Renewed, Renewer};
 use crate::error::{flat, Trap};
-use crate::raw_async::{self, Setting};
+use crate::raw_async;
 use crate::runtime::{block_on, BlockingInstance};
-use crate::{driver, Enqueued, Error, Grant, LeaseLost, Runtime};
+use crate::{Enqueued, Error, Grant, Kind, LeaseLost, Runtime};
 
 /// Marker: an exclusive lock.
 #[derive(Debug)]
@@ -29,248 +32,134 @@ pub type Lock = Holder<Exclusive>;
 /// A counting semaphore: up to `limit` holders of one key.
 pub type Semaphore = Holder<Counting>;
 
-pub(crate) type LostCallback = Arc<dyn Fn(&LeaseLost) + Send + Sync>;
-type ShardFn = Arc<dyn Fn(&str, usize) -> usize + Send + Sync>;
-
-/// Options for a [`Lock`] or [`Semaphore`]; every unset option keeps the
-/// component's documented default (see `wit/types.wit`, `setting`).
-pub struct Builder<K> {
-    runtime: Runtime,
-    key: String,
-    limit: Option<u32>,
-    servers: Vec<(String, u16)>,
-    /// Each option the caller set, as the WIT setting it becomes.
-    settings: Vec<Setting>,
-    shard: Option<ShardFn>,
-    on_lost: Option<LostCallback>,
-    kind: PhantomData<K>,
+/// What an object holds, as of its last call or renewal: the accessors
+/// read it without entering the instance.
+#[derive(Debug, Default)]
+pub(crate) struct View {
+    grant: Option<Grant>,
 }
 
-impl Runtime {
-    /// A lock on `key`; configure it, then [`Builder::build`].
-    pub fn lock(&self, key: impl Into<String>) -> Builder<Exclusive> {
-        Builder::new(self.clone(), key.into(), None)
+impl View {
+    /// After a call that ends with `grant` held (or nothing).
+    pub(crate) fn set(&mut self, grant: Option<Grant>) {
+        self.grant = grant;
     }
 
-    /// A semaphore of `limit` holders on `key`.
-    pub fn semaphore(&self, key: impl Into<String>, limit: u32) -> Builder<Counting> {
-        Builder::new(self.clone(), key.into(), Some(limit))
+    /// A loss reported by the driver: the grant it names is gone.
+    pub(crate) fn lose(&mut self, lost: &LeaseLost) {
+        if self.grant.as_ref().is_some_and(|g| g.fence == lost.fence) {
+            self.grant = None;
+        }
     }
+
+    pub(crate) fn grant(&self) -> Option<Grant> {
+        self.grant.clone()
+    }
+}
+
+/// A mutex that a panic elsewhere cannot make unusable: every call is
+/// atomic from the host's view, so the state behind it is whole.
+pub(crate) fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl<K> Builder<K> {
-    fn new(runtime: Runtime, key: String, limit: Option<u32>) -> Self {
-        Builder {
-            runtime,
-            key,
-            limit,
-            servers: Vec::new(),
-            settings: Vec::new(),
-            shard: None,
-            on_lost: None,
-            kind: PhantomData,
-        }
-    }
-
-    fn set(mut self, setting: Setting) -> Self {
-        self.settings.push(setting);
-        self
-    }
-
-    /// The servers (default: `127.0.0.1:6388`). The key routes to one of
-    /// them by CRC-32, as in the Go, Python and TypeScript clients.
-    pub fn servers<H: Into<String>>(mut self, servers: impl IntoIterator<Item = (H, u16)>) -> Self {
-        self.servers = servers.into_iter().map(|(h, p)| (h.into(), p)).collect();
-        self
-    }
-
-    /// One server.
-    pub fn server(self, host: impl Into<String>, port: u16) -> Self {
-        self.servers([(host.into(), port)])
-    }
-
-    /// Seconds the server may keep `acquire` waiting (default 10; 0 = try-lock).
-    pub fn acquire_timeout_s(self, seconds: u64) -> Self {
-        self.set(Setting::AcquireTimeoutS(seconds))
-    }
-
-    /// Lease per grant in seconds (default: the server's).
-    pub fn lease_ttl_s(self, seconds: u64) -> Self {
-        self.set(Setting::LeaseTtlS(seconds))
-    }
-
-    /// Renew after this fraction of the lease, in (0, 1) (default 0.5).
-    pub fn renew_ratio(self, ratio: f64) -> Self {
-        self.set(Setting::RenewRatio(ratio))
-    }
-
-    /// Connect timeout in milliseconds (default 10 000).
-    pub fn connect_timeout_ms(self, ms: u64) -> Self {
-        self.set(Setting::ConnectTimeoutMs(ms))
-    }
-
-    /// Shared secret for servers started with `--auth-token`.
-    pub fn auth_token(self, token: impl Into<String>) -> Self {
-        self.set(Setting::AuthToken(token.into()))
-    }
-
-    /// TLS to the server (see [`Tls`](crate::Tls)); default: plain TCP.
-    pub fn tls(self, tls: crate::Tls) -> Self {
-        self.set(Setting::Tls(tls.to_wit()))
-    }
-
-    /// Custom sharding: `f(key, server_count)` picks the server index.
-    pub fn shard_with(mut self, f: impl Fn(&str, usize) -> usize + Send + Sync + 'static) -> Self {
-        self.shard = Some(Arc::new(f));
-        self
-    }
-
-    /// Called (from the renewal thread) when a held lease is lost.
-    pub fn on_lost(mut self, f: impl Fn(&LeaseLost) + Send + Sync + 'static) -> Self {
-        self.on_lost = Some(Arc::new(f));
-        self
-    }
-
-    /// Validates everything (in the component), then starts the renewal thread.
-    /// Connects lazily, on the first `acquire` or `enqueue`.
+    /// Validates everything (in the component) and registers the object
+    /// with its runtime's renewal thread. Connects lazily, on the first
+    /// `acquire` or `enqueue`.
     pub fn build(self) -> Result<Holder<K>, Error> {
         let (runtime, recipe, on_lost) = self.into_parts()?;
         let mut inst = runtime.instance_blocking(&allowed_addresses(&recipe.servers)?)?;
-        let opts = &recipe.settings;
-        let handle = flat(block_on!(&mut inst, |i| async {
+        let kind = recipe.kind;
+        let settings = &recipe.settings;
+        let (handle, server_index) = flat(block_on!(&mut inst, |i| async {
             let locks = i.client.dflockd_client_locks();
-            match recipe.limit {
-                None => {
+            let opened = match kind {
+                Kind::Lock => {
                     locks
                         .lock()
-                        .call_open(&mut i.store, &recipe.key, opts)
-                        .await
+                        .call_open(&mut i.store, &recipe.key, settings)
+                        .await?
                 }
-                Some(limit) => {
+                Kind::Semaphore { limit } => {
                     let semaphores = locks.semaphore();
                     semaphores
-                        .call_open(&mut i.store, &recipe.key, limit, opts)
-                        .await
+                        .call_open(&mut i.store, &recipe.key, limit.get(), settings)
+                        .await?
                 }
-            }
+            };
+            let Ok(handle) = opened else {
+                return Ok(opened.map(|h| (h, 0)));
+            };
+            let index = match kind {
+                Kind::Lock => locks.lock().call_server_index(&mut i.store, handle).await?,
+                Kind::Semaphore { .. } => {
+                    let semaphores = locks.semaphore();
+                    semaphores.call_server_index(&mut i.store, handle).await?
+                }
+            };
+            Ok(Ok((handle, index)))
         }))?;
-        let core = Core {
-            inst,
-            handle: Some(handle),
-            semaphore: recipe.limit.is_some(),
-            stopping: false,
-            driver: driver::Sleep::Awake,
-        };
+        let renewer = runtime.renewer();
         let shared = Arc::new(Shared {
-            core: Mutex::new(core),
-            changed: Condvar::new(),
+            core: Mutex::new(Core {
+                inst,
+                handle: Some(handle),
+                kind,
+            }),
+            view: Mutex::new(View::default()),
             on_lost,
+            renewer: renewer.clone(),
+            id: OnceLock::new(),
         });
-        let driver = driver::spawn(shared.clone(), &recipe.key)?;
+        let weak = Arc::downgrade(&shared) as Weak<dyn Renewable>;
+        let _ = shared.id.set(renewer.add(weak)?);
         Ok(Holder {
             shared,
-            driver: Some(driver),
+            _runtime: runtime,
             key: recipe.key,
-            limit: recipe.limit,
-            kind: PhantomData,
+            kind,
+            server_index,
+            marker: PhantomData,
         })
     }
-
-    /// Applies the server default and the custom shard choice.
-    pub(crate) fn into_parts(mut self) -> Result<(Runtime, Recipe, Option<LostCallback>), Error> {
-        if self.servers.is_empty() {
-            self.servers.push(("127.0.0.1".into(), 6388));
-        }
-        if let Some(shard) = &self.shard {
-            let index = shard(&self.key, self.servers.len());
-            let index = u32::try_from(index).unwrap_or(u32::MAX);
-            self.settings.push(Setting::ServerIndex(index));
-        }
-        let servers = self
-            .servers
-            .iter()
-            .map(|(host, port)| raw_async::Server {
-                host: host.clone(),
-                port: *port,
-            })
-            .collect();
-        self.settings.push(Setting::Servers(servers));
-        let recipe = Recipe {
-            key: self.key,
-            limit: self.limit,
-            servers: self.servers,
-            settings: self.settings,
-        };
-        Ok((self.runtime, recipe, self.on_lost))
-    }
-}
-
-/// Everything needed to open the resource (again).
-pub(crate) struct Recipe {
-    pub(crate) key: String,
-    pub(crate) limit: Option<u32>,
-    pub(crate) servers: Vec<(String, u16)>,
-    pub(crate) settings: Vec<Setting>,
-}
-
-/// Every address the servers resolve to: the only ones the sandbox lets the
-/// component reach.
-pub(crate) fn allowed_addresses(servers: &[(String, u16)]) -> Result<Vec<SocketAddr>, Error> {
-    let mut all = Vec::new();
-    for (host, port) in servers {
-        let addrs = (host.as_str(), *port)
-            .to_socket_addrs()
-            .map_err(|e| Error::Connection(format!("resolving {host}: {e}")))?;
-        all.extend(addrs);
-    }
-    Ok(all)
 }
 
 /// The instance and the resource in it; behind the mutex in [`Shared`].
 pub(crate) struct Core {
-    pub(crate) inst: BlockingInstance,
+    inst: BlockingInstance,
     handle: Option<ResourceAny>,
-    semaphore: bool,
-    /// Set when the owner is dropped: the renewal thread exits.
-    pub(crate) stopping: bool,
-    /// What the renewal thread is waiting for.
-    pub(crate) driver: driver::Sleep,
-}
-
-impl Core {
-    /// Wakes the renewal thread when it must act sooner than it planned.
-    /// Waking it after every call instead cost each lock operation a thread
-    /// switch and a second call into the instance (BENCHMARKS.md).
-    pub(crate) fn rearm(&mut self, changed: &Condvar) {
-        if matches!(self.driver, driver::Sleep::Awake) {
-            return;
-        }
-        let next = block_on!(&mut self.inst, |i| i
-            .client
-            .dflockd_client_driver()
-            .call_next_deadline(&mut i.store));
-        let sooner = self.driver.is_sooner(&next);
-        if sooner {
-            self.driver = driver::Sleep::Awake;
-            changed.notify_all();
-        }
-    }
+    kind: Kind,
 }
 
 /// Calls a method of the `lock` or `semaphore` resource, whichever this is.
 macro_rules! call {
     ($core:expr, $method:ident $(, $arg:expr)*) => {{
         let core: &mut Core = &mut *$core;
-        let (handle, semaphore) = (core.handle, core.semaphore);
+        let (handle, kind) = (core.handle, core.kind);
         block_on!(&mut core.inst, |i| async {
             let locks = i.client.dflockd_client_locks();
-            match handle {
-                None => Err(wasmtime::Error::msg("the resource is gone")),
-                Some(h) if semaphore => locks.semaphore().$method(&mut i.store, h $(, $arg)*).await,
-                Some(h) => locks.lock().$method(&mut i.store, h $(, $arg)*).await,
+            match (handle, kind) {
+                (None, _) => Err(wasmtime::Error::msg("the resource is gone")),
+                (Some(h), Kind::Lock) => locks.lock().$method(&mut i.store, h $(, $arg)*).await,
+                (Some(h), Kind::Semaphore { .. }) => {
+                    locks.semaphore().$method(&mut i.store, h $(, $arg)*).await
+                }
             }
         })
     }};
+}
+
+impl Core {
+    /// When the instance must next be driven (`None`: nothing to renew).
+    fn next_deadline(&mut self) -> wasmtime::Result<Option<u64>> {
+        block_on!(&mut self.inst, |i| i
+            .client
+            .dflockd_client_driver()
+            .call_next_deadline(&mut i.store))
+    }
 }
 
 impl Drop for Core {
@@ -286,31 +175,69 @@ impl Drop for Core {
     }
 }
 
-/// State shared with the renewal thread.
+/// What the object shares with the renewal thread.
 pub(crate) struct Shared {
-    pub(crate) core: Mutex<Core>,
-    /// Signalled when a call may have changed what the driver must do.
-    pub(crate) changed: Condvar,
-    pub(crate) on_lost: Option<LostCallback>,
+    core: Mutex<Core>,
+    view: Mutex<View>,
+    on_lost: Option<LostCallback>,
+    renewer: Arc<Renewer>,
+    /// Its id with the renewer (set right after registering).
+    id: OnceLock<u64>,
 }
 
 impl Shared {
-    pub(crate) fn core(&self) -> MutexGuard<'_, Core> {
-        // A panic while holding the lock cannot leave the component's state
-        // half-changed (every call is atomic from the host's view): go on.
-        self.core
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn id(&self) -> u64 {
+        self.id.get().copied().unwrap_or(0)
+    }
+
+    /// Reports losses: to the view, `tracing` and `on_lost`. The callback
+    /// may call back into the object, so no lock is held.
+    fn report(&self, lost: Vec<LeaseLost>) {
+        for lost in lost {
+            locked(&self.view).lose(&lost);
+            tracing::warn!(key = %lost.key, fence = lost.fence, reason = %lost.reason, "lease lost");
+            if let Some(callback) = &self.on_lost {
+                callback(&lost);
+            }
+        }
+    }
+}
+
+impl Renewable for Shared {
+    fn renew(&self) -> Renewed {
+        let mut core = match self.core.try_lock() {
+            Ok(core) => core,
+            Err(TryLockError::WouldBlock) => return Renewed::Busy,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+        };
+        let driven = block_on!(&mut core.inst, |i| i
+            .client
+            .dflockd_client_driver()
+            .call_drive(&mut i.store));
+        let next = driven.and_then(|lost| Ok((lost, core.next_deadline()?)));
+        drop(core);
+        match next {
+            Ok((lost, next)) => {
+                self.report(lost.into_iter().map(raw_async::lease_lost).collect());
+                Renewed::Next(next)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the component trapped; renewal stopped");
+                Renewed::Gone
+            }
+        }
     }
 }
 
 /// A lock or semaphore: see [`Lock`] and [`Semaphore`].
 pub struct Holder<K> {
     shared: Arc<Shared>,
-    driver: Option<JoinHandle<()>>,
+    /// Keeps the runtime, and so its renewal thread, alive.
+    _runtime: Runtime,
     key: String,
-    limit: Option<u32>,
-    kind: PhantomData<K>,
+    kind: Kind,
+    server_index: u32,
+    marker: PhantomData<K>,
 }
 
 /// A held grant; releases it when dropped.
@@ -320,26 +247,52 @@ pub struct Guard<'a, K> {
 }
 
 impl<K> Holder<K> {
-    /// Runs a call that may move the next renewal deadline, then wakes the
-    /// renewal thread if it must now act sooner than it planned.
-    fn changing<T>(&self, call: impl FnOnce(&mut Core) -> T) -> T {
-        let mut core = self.shared.core();
+    /// Runs a call into the instance; records what it leaves held
+    /// (`held`, from the result, or `None` to ask the component) and
+    /// reschedules the object's renewal.
+    fn changing<T>(
+        &self,
+        call: impl FnOnce(&mut Core) -> Result<T, Error>,
+        held: impl FnOnce(&Result<T, Error>) -> Option<Option<Grant>>,
+    ) -> Result<T, Error> {
+        let mut core = locked(&self.shared.core);
         let result = call(&mut core);
-        core.rearm(&self.shared.changed);
+        let grant = match held(&result) {
+            Some(grant) => Ok(grant),
+            None => call!(&mut core, call_grant).map(|g| g.map(raw_async::grant)),
+        };
+        let next = core.next_deadline();
+        drop(core);
+        if let Ok(grant) = grant {
+            locked(&self.shared.view).set(grant);
+        }
+        match next {
+            Ok(next) => self.shared.renewer.schedule(self.shared.id(), next),
+            Err(e) => tracing::error!(error = %e, "the component trapped"),
+        }
         result
     }
 
     /// Blocks until granted (`Some(guard)`) or until the server's acquire
     /// timeout (`None`).
     pub fn acquire(&self) -> Result<Option<Guard<'_, K>>, Error> {
-        let granted = self.changing(|core| flat(call!(core, call_acquire)))?;
-        Ok(self.guard(granted.map(raw_async::grant), "acquire"))
+        let granted = self.changing(
+            |core| Ok(flat(call!(core, call_acquire))?.map(raw_async::grant)),
+            held_after_grant,
+        )?;
+        Ok(self.guard(granted, "acquire"))
     }
 
     /// Joins the queue without blocking: held at once
     /// ([`Enqueued::Acquired`]), or queued; then [`wait`](Self::wait).
     pub fn enqueue(&self) -> Result<Enqueued, Error> {
-        let answer = raw_async::enqueued(self.changing(|core| flat(call!(core, call_enqueue)))?);
+        let answer = self.changing(
+            |core| Ok(raw_async::enqueued(flat(call!(core, call_enqueue))?)),
+            |answer| match answer {
+                Ok(answer) => Some(answer.grant().cloned()),
+                Err(_) => Some(None),
+            },
+        )?;
         if let Enqueued::Acquired(grant) = &answer {
             self.trace_grant(grant, "enqueue");
         }
@@ -350,8 +303,11 @@ impl<K> Holder<K> {
     /// (default: the acquire timeout) passes. At once after an
     /// [`Enqueued::Acquired`].
     pub fn wait(&self, timeout_s: Option<u64>) -> Result<Option<Guard<'_, K>>, Error> {
-        let granted = self.changing(|core| flat(call!(core, call_wait, timeout_s)))?;
-        Ok(self.guard(granted.map(raw_async::grant), "wait"))
+        let granted = self.changing(
+            |core| Ok(flat(call!(core, call_wait, timeout_s))?.map(raw_async::grant)),
+            held_after_grant,
+        )?;
+        Ok(self.guard(granted, "wait"))
     }
 
     fn guard(&self, granted: Option<Grant>, how: &str) -> Option<Guard<'_, K>> {
@@ -362,51 +318,58 @@ impl<K> Holder<K> {
 
     /// Releases: `true` when the server confirmed, `false` if nothing was held.
     pub fn release(&self) -> Result<bool, Error> {
-        let released = self.changing(|core| flat(call!(core, call_release)));
+        // Whatever the outcome, nothing is held here afterwards.
+        let released = self.changing(|core| flat(call!(core, call_release)), |_| Some(None));
         tracing::debug!(key = %self.key, ?released, "release");
         released
     }
 
     /// Renews now (normally automatic); returns the remaining seconds.
     pub fn renew(&self) -> Result<u64, Error> {
-        self.changing(|core| flat(call!(core, call_renew)))
+        self.changing(
+            |core| flat(call!(core, call_renew)),
+            |renewed| match renewed {
+                Ok(_) => Some(self.grant()),
+                Err(_) => None,
+            },
+        )
     }
 
     /// Drops the connection without a release.
     pub fn close(&self) -> Result<(), Error> {
-        self.changing(|core| call!(core, call_close)).trap()
+        self.changing(|core| call!(core, call_close).trap(), |_| Some(None))
     }
 
-    /// Whether a grant is held and its lease was not lost.
-    pub fn is_held(&self) -> Result<bool, Error> {
-        call!(self.shared.core(), call_is_held).trap()
+    /// Whether a grant is held and its lease was not lost, as of the last
+    /// call or renewal. Never waits for a call in progress.
+    pub fn is_held(&self) -> bool {
+        locked(&self.shared.view).grant.is_some()
     }
 
     /// The current grant (its token is a secret: don't log it), while
-    /// held and not known lost.
-    pub fn grant(&self) -> Result<Option<Grant>, Error> {
-        let grant = call!(self.shared.core(), call_grant).trap()?;
-        Ok(grant.map(raw_async::grant))
+    /// held and not known lost. Never waits for a call in progress.
+    pub fn grant(&self) -> Option<Grant> {
+        locked(&self.shared.view).grant()
     }
 
     /// The current grant's token (a secret: don't log it).
-    pub fn token(&self) -> Result<Option<String>, Error> {
-        Ok(self.grant()?.map(|g| g.token))
+    pub fn token(&self) -> Option<String> {
+        self.grant().map(|g| g.token)
     }
 
     /// The current grant's fence.
-    pub fn fence(&self) -> Result<Option<u64>, Error> {
-        Ok(self.grant()?.map(|g| g.fence))
+    pub fn fence(&self) -> Option<u64> {
+        self.grant().map(|g| g.fence)
     }
 
     /// The current grant's lease in seconds.
-    pub fn lease_s(&self) -> Result<Option<u64>, Error> {
-        Ok(self.grant()?.map(|g| g.lease_s))
+    pub fn lease_s(&self) -> Option<u64> {
+        self.grant().map(|g| g.lease_s)
     }
 
     /// The index of the server the key routes to.
-    pub fn server_index(&self) -> Result<u32, Error> {
-        call!(self.shared.core(), call_server_index).trap()
+    pub fn server_index(&self) -> u32 {
+        self.server_index
     }
 
     /// The key.
@@ -414,21 +377,35 @@ impl<K> Holder<K> {
         &self.key
     }
 
+    /// Lock, or semaphore with its limit.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
     fn trace_grant(&self, grant: &Grant, how: &str) {
         tracing::debug!(key = %self.key, how, fence = grant.fence, "granted");
     }
 }
 
+/// After acquire or wait: the grant is held, or nothing (a refused or
+/// failed call leaves nothing held either).
+fn held_after_grant(result: &Result<Option<Grant>, Error>) -> Option<Option<Grant>> {
+    Some(result.as_ref().ok().cloned().flatten())
+}
+
 impl Holder<Counting> {
     /// The semaphore's limit.
     pub fn limit(&self) -> u32 {
-        self.limit.unwrap_or(0)
+        match self.kind {
+            Kind::Semaphore { limit } => limit.get(),
+            Kind::Lock => 1,
+        }
     }
 }
 
 impl<K> Drop for Holder<K> {
     fn drop(&mut self) {
-        driver::stop(&self.shared, self.driver.take());
+        self.shared.renewer.remove(self.shared.id());
     }
 }
 

@@ -144,6 +144,16 @@ struct Loaded {
     engine: Engine,
     component: Component,
     pre_async: crate::raw_async::ClientPre<State>,
+    /// The renewal thread of every blocking object made from this runtime.
+    renewer: Arc<crate::driver::Renewer>,
+}
+
+impl Drop for Loaded {
+    /// Every object keeps its runtime: when the last is gone, so is the
+    /// renewal thread.
+    fn drop(&mut self) {
+        self.renewer.stop();
+    }
 }
 
 /// Where a [`Runtime`] finds the component and keeps compiled artifacts.
@@ -248,6 +258,7 @@ impl RuntimeBuilder {
                 engine,
                 component,
                 pre_async,
+                renewer: crate::driver::Renewer::new(),
             }),
         })
     }
@@ -262,6 +273,11 @@ impl Runtime {
     /// Configure where the component and the cache are.
     pub fn builder() -> RuntimeBuilder {
         RuntimeBuilder::default()
+    }
+
+    /// The renewal thread's schedule (the thread starts with the first object).
+    pub(crate) fn renewer(&self) -> Arc<crate::driver::Renewer> {
+        self.inner.renewer.clone()
     }
 
     /// The wasmtime engine the component is compiled for.

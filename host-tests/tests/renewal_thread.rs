@@ -1,0 +1,50 @@
+//! One renewal thread per runtime, whatever the number of objects: 20
+//! blocking locks on 2 s leases are all held through 5 s (2.5 lease
+//! lengths) while one thread renews them. Alone in its test binary, so
+//! that no other test's runtime adds a thread to the count.
+
+use host_tests::server::dflockd;
+
+/// Threads of this process whose name starts with `prefix`.
+fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with(prefix))
+        .count()
+}
+
+#[test]
+fn one_thread_renews_every_lock_of_a_runtime() {
+    let server = dflockd(&[]);
+    assert_eq!(threads_named("dflockd-renew"), 0, "none before any object");
+    let locks: Vec<_> = (0..20)
+        .map(|i| {
+            host_tests::lock_on(server.addr, &format!("many:{i}"))
+                .lease_ttl_s(2)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let guards: Vec<_> = locks
+        .iter()
+        .map(|l| l.acquire().unwrap().expect("granted"))
+        .collect();
+    assert_eq!(threads_named("dflockd-renew"), 1, "one for all 20");
+    // The server's own clock: a rival waits 5 s on the first key in vain.
+    let rival = host_tests::lock_on(server.addr, "many:0")
+        .acquire_timeout_s(5)
+        .build()
+        .unwrap();
+    assert!(rival.acquire().unwrap().is_none(), "held through 5 s");
+    let mut observer = host_tests::connect(server.addr);
+    for (i, guard) in guards.iter().enumerate() {
+        let key = format!("many:{i}");
+        assert_eq!(observer.lock(&key, 0, None), Ok(None), "{key} still held");
+        assert!(guard.is_held(), "{key}");
+    }
+    assert_eq!(threads_named("dflockd-renew"), 1);
+    for guard in guards {
+        assert_eq!(guard.release(), Ok(true));
+    }
+}
