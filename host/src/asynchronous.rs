@@ -11,7 +11,6 @@
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{Mutex, MutexGuard, Notify};
 use tokio::task::JoinHandle;
@@ -21,8 +20,10 @@ use crate::builder::{allowed_addresses, Builder, LostCallback, Recipe};
 use crate::error::{flat, Trap};
 use crate::lock::{locked, View};
 use crate::raw_async;
-use crate::runtime::{AsyncInstance, EPOCH};
+use crate::runtime::AsyncInstance;
 use crate::{Enqueued, Error, Grant, Kind, Runtime};
+
+pub use crate::connection::AsyncConnection;
 
 /// An exclusive lock with an async API.
 pub type AsyncLock = AsyncHolder<crate::Exclusive>;
@@ -430,7 +431,7 @@ async fn drive(shared: Arc<Shared>) {
                 _ = shared.stop.notified() => return,
             }
         };
-        let due = tokio::time::Instant::from_std(*EPOCH + Duration::from_nanos(deadline));
+        let due = tokio::time::Instant::from_std(crate::clock::instant(deadline));
         tokio::select! {
             _ = tokio::time::sleep_until(due) => {}
             _ = shared.changed.notified() => continue,

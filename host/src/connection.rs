@@ -1,20 +1,50 @@
-//! The low-level blocking API: one connection, one method per command.
+//! The low-level API, blocking ([`Connection`]) and async
+//! ([`AsyncConnection`]): one connection, one method per command. Both are
+//! made from one list of commands, so their surfaces cannot drift apart.
 
-use std::net::ToSocketAddrs;
+use std::net::{SocketAddr, ToSocketAddrs};
 
 use wasmtime::component::ResourceAny;
 
 use crate::error::flat;
 use crate::raw_async::{self as raw, Setting};
-use crate::runtime::{block_on, BlockingInstance};
-use crate::{Enqueued, Grant, Stats};
-use crate::{Error, Runtime};
+use crate::runtime::{block_on, AsyncInstance, BlockingInstance};
+use crate::{Enqueued, Error, Grant, Runtime, Stats};
 
 /// One connection to one server; see the WIT `connection` resource.
 /// After a timeout, protocol or connection error it stays closed.
 pub struct Connection {
     inst: BlockingInstance,
     handle: Option<ResourceAny>,
+}
+
+/// [`Connection`] with an async API, on the caller's tokio runtime.
+/// Dropping it drops its instance, which closes the socket: the server
+/// then cancels its waiters and (by default) releases what it held.
+pub struct AsyncConnection {
+    inst: AsyncInstance,
+    handle: Option<ResourceAny>,
+}
+
+/// The server, the addresses the sandbox may reach, and the connect settings.
+fn dial(
+    host: &str,
+    port: u16,
+    auth_token: Option<&str>,
+    tls: Option<&crate::Tls>,
+) -> Result<(raw::Server, Vec<SocketAddr>, Vec<Setting>), Error> {
+    let allowed: Vec<_> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| Error::Connection(format!("resolving {host}: {e}")))?
+        .collect();
+    let server = raw::Server {
+        host: host.into(),
+        port,
+    };
+    let mut settings = Vec::new();
+    settings.extend(auth_token.map(|t| Setting::AuthToken(t.into())));
+    settings.extend(tls.map(|t| Setting::Tls(t.to_wit())));
+    Ok((server, allowed, settings))
 }
 
 impl Runtime {
@@ -36,116 +66,125 @@ impl Runtime {
         auth_token: Option<&str>,
         tls: Option<&crate::Tls>,
     ) -> Result<Connection, Error> {
-        let allowed: Vec<_> = (host, port)
-            .to_socket_addrs()
-            .map_err(|e| Error::Connection(format!("resolving {host}: {e}")))?
-            .collect();
+        let (server, allowed, settings) = dial(host, port, auth_token, tls)?;
         let mut inst = self.instance_blocking(&allowed)?;
-        let server = raw::Server {
-            host: host.into(),
-            port,
-        };
-        let mut opts = Vec::new();
-        opts.extend(auth_token.map(|t| Setting::AuthToken(t.into())));
-        opts.extend(tls.map(|t| Setting::Tls(t.to_wit())));
         let handle = flat(block_on!(&mut inst, |i| async {
             let conns = i.client.dflockd_client_connection().connection();
-            conns.call_open(&mut i.store, &server, &opts).await
+            conns.call_open(&mut i.store, &server, &settings).await
         }))?;
         Ok(Connection {
             inst,
             handle: Some(handle),
         })
     }
+
+    /// [`connect`](Self::connect), async (inside a tokio runtime).
+    pub async fn connect_async(
+        &self,
+        host: &str,
+        port: u16,
+        auth_token: Option<&str>,
+    ) -> Result<AsyncConnection, Error> {
+        self.connect_with_async(host, port, auth_token, None).await
+    }
+
+    /// [`connect_with`](Self::connect_with), async.
+    pub async fn connect_with_async(
+        &self,
+        host: &str,
+        port: u16,
+        auth_token: Option<&str>,
+        tls: Option<&crate::Tls>,
+    ) -> Result<AsyncConnection, Error> {
+        let (server, allowed, settings) = dial(host, port, auth_token, tls)?;
+        let mut inst = self.instance_async(&allowed).await?;
+        let conns = inst.client.dflockd_client_connection().connection();
+        let handle = flat(conns.call_open(&mut inst.store, &server, &settings).await)?;
+        Ok(AsyncConnection {
+            inst,
+            handle: Some(handle),
+        })
+    }
 }
 
-/// Calls a method of the connection resource.
-macro_rules! call {
-    ($self:ident, $method:ident $(, $arg:expr)*) => {{
-        let handle = $self.handle.ok_or_else(|| Error::Runtime("the connection is gone".into()))?;
-        flat(block_on!(&mut $self.inst, |i| async {
-            let conns = i.client.dflockd_client_connection().connection();
-            conns.$method(&mut i.store, handle $(, $arg)*).await
-        }))
-    }};
+/// Every command: its method, arguments, result, export and conversion.
+macro_rules! commands {
+    ($make:ident) => {
+        $make! {
+            /// `ping` (dflockd 1.x has none: a typed `Error::Server`).
+            fn ping() -> () = call_ping, |()| ();
+            /// `stats`: the server's tables.
+            fn stats() -> Stats = call_stats, raw::stats;
+            /// `l`: `None` when the server's timeout passed.
+            fn lock(key: &str, timeout_s: u64, lease_ttl_s: Option<u64>) -> Option<Grant>
+                = call_lock, grant;
+            /// `r`.
+            fn unlock(key: &str, token: &str) -> () = call_unlock, |()| ();
+            /// `n`: the remaining seconds.
+            fn renew(key: &str, token: &str, lease_ttl_s: Option<u64>) -> u64
+                = call_renew, |s| s;
+            /// `e`.
+            fn enqueue(key: &str, lease_ttl_s: Option<u64>) -> Enqueued
+                = call_enqueue, raw::enqueued;
+            /// `w`: `None` when the timeout passed.
+            fn wait(key: &str, timeout_s: u64) -> Option<Grant> = call_wait, grant;
+            /// `sl`.
+            fn sem_acquire(key: &str, timeout_s: u64, limit: u32, lease_ttl_s: Option<u64>)
+                -> Option<Grant> = call_sem_acquire, grant;
+            /// `sr`.
+            fn sem_release(key: &str, token: &str) -> () = call_sem_release, |()| ();
+            /// `sn`.
+            fn sem_renew(key: &str, token: &str, lease_ttl_s: Option<u64>) -> u64
+                = call_sem_renew, |s| s;
+            /// `se`.
+            fn sem_enqueue(key: &str, limit: u32, lease_ttl_s: Option<u64>) -> Enqueued
+                = call_sem_enqueue, raw::enqueued;
+            /// `sw`.
+            fn sem_wait(key: &str, timeout_s: u64) -> Option<Grant> = call_sem_wait, grant;
+        }
+    };
 }
 
-impl Connection {
-    /// `ping`.
-    pub fn ping(&mut self) -> Result<(), Error> {
-        call!(self, call_ping)
-    }
-    /// `stats`: the server's tables.
-    pub fn stats(&mut self) -> Result<Stats, Error> {
-        call!(self, call_stats).map(raw::stats)
-    }
-    /// `l`: `None` when the server's timeout passed.
-    pub fn lock(
-        &mut self,
-        key: &str,
-        timeout_s: u64,
-        lease_ttl_s: Option<u64>,
-    ) -> Result<Option<Grant>, Error> {
-        call!(self, call_lock, key, timeout_s, lease_ttl_s).map(|g| g.map(raw::grant))
-    }
-    /// `r`.
-    pub fn unlock(&mut self, key: &str, token: &str) -> Result<(), Error> {
-        call!(self, call_unlock, key, token)
-    }
-    /// `n`: the remaining seconds.
-    pub fn renew(
-        &mut self,
-        key: &str,
-        token: &str,
-        lease_ttl_s: Option<u64>,
-    ) -> Result<u64, Error> {
-        call!(self, call_renew, key, token, lease_ttl_s)
-    }
-    /// `e`.
-    pub fn enqueue(&mut self, key: &str, lease_ttl_s: Option<u64>) -> Result<Enqueued, Error> {
-        call!(self, call_enqueue, key, lease_ttl_s).map(raw::enqueued)
-    }
-    /// `w`.
-    pub fn wait(&mut self, key: &str, timeout_s: u64) -> Result<Option<Grant>, Error> {
-        call!(self, call_wait, key, timeout_s).map(|g| g.map(raw::grant))
-    }
-    /// `sl`.
-    pub fn sem_acquire(
-        &mut self,
-        key: &str,
-        timeout_s: u64,
-        limit: u32,
-        lease_ttl_s: Option<u64>,
-    ) -> Result<Option<Grant>, Error> {
-        call!(self, call_sem_acquire, key, timeout_s, limit, lease_ttl_s).map(|g| g.map(raw::grant))
-    }
-    /// `sr`.
-    pub fn sem_release(&mut self, key: &str, token: &str) -> Result<(), Error> {
-        call!(self, call_sem_release, key, token)
-    }
-    /// `sn`.
-    pub fn sem_renew(
-        &mut self,
-        key: &str,
-        token: &str,
-        lease_ttl_s: Option<u64>,
-    ) -> Result<u64, Error> {
-        call!(self, call_sem_renew, key, token, lease_ttl_s)
-    }
-    /// `se`.
-    pub fn sem_enqueue(
-        &mut self,
-        key: &str,
-        limit: u32,
-        lease_ttl_s: Option<u64>,
-    ) -> Result<Enqueued, Error> {
-        call!(self, call_sem_enqueue, key, limit, lease_ttl_s).map(raw::enqueued)
-    }
-    /// `sw`.
-    pub fn sem_wait(&mut self, key: &str, timeout_s: u64) -> Result<Option<Grant>, Error> {
-        call!(self, call_sem_wait, key, timeout_s).map(|g| g.map(raw::grant))
-    }
+fn grant(g: Option<raw::WitGrant>) -> Option<Grant> {
+    g.map(raw::grant)
 }
+
+macro_rules! blocking_commands {
+    ($($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $out:ty = $export:ident, $convert:expr;)*) => {
+        impl Connection {
+            $(
+                $(#[$doc])*
+                pub fn $name(&mut self, $($arg: $ty),*) -> Result<$out, Error> {
+                    let handle = self.handle.ok_or_else(|| Error::Runtime("the connection is gone".into()))?;
+                    let answer = flat(block_on!(&mut self.inst, |i| async {
+                        let conns = i.client.dflockd_client_connection().connection();
+                        conns.$export(&mut i.store, handle $(, $arg)*).await
+                    }))?;
+                    Ok(($convert)(answer))
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! async_commands {
+    ($($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $out:ty = $export:ident, $convert:expr;)*) => {
+        impl AsyncConnection {
+            $(
+                $(#[$doc])*
+                pub async fn $name(&mut self, $($arg: $ty),*) -> Result<$out, Error> {
+                    let handle = self.handle.ok_or_else(|| Error::Runtime("the connection is gone".into()))?;
+                    let conns = self.inst.client.dflockd_client_connection().connection();
+                    let answer = flat(conns.$export(&mut self.inst.store, handle $(, $arg)*).await)?;
+                    Ok(($convert)(answer))
+                }
+            )*
+        }
+    };
+}
+
+commands!(blocking_commands);
+commands!(async_commands);
 
 impl Drop for Connection {
     fn drop(&mut self) {

@@ -3,7 +3,7 @@
 //!
 //! The component renews only while it runs. Between calls this thread
 //! keeps a heap of each object's next deadline (`next-deadline`, on the
-//! host's clock by construction: see `runtime::EPOCH`), sleeps until the
+//! host's clock by construction: see `clock`), sleeps until the
 //! earliest, and drives that object. An object busy in a call is skipped:
 //! a blocking call renews its own instance's leases, and every call
 //! reschedules its object when it ends. The thread knows the objects only
@@ -14,7 +14,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use crate::runtime::EPOCH;
+use crate::clock::now_ns;
 use crate::Error;
 
 /// What one renewal pass over an object found.
@@ -119,10 +119,6 @@ impl Renewer {
         self.plan().stopping = true;
         self.wake.notify_one();
     }
-}
-
-fn now_ns() -> u64 {
-    u64::try_from(EPOCH.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn run(renewer: &Renewer) {

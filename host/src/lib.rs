@@ -30,6 +30,7 @@
 
 pub mod asynchronous;
 mod builder;
+mod clock;
 mod connection;
 mod driver;
 mod error;

@@ -5,14 +5,13 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock};
-use std::time::Instant;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, ProfilingStrategy, Store};
 use wasmtime_wasi::sockets::SocketAddrUse;
-use wasmtime_wasi::{HostMonotonicClock, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Per-instance host state: the WASI context and its resource table.
 pub(crate) struct State {
@@ -117,21 +116,6 @@ pub(crate) fn off_runtime<R: Send>(blocking: impl FnOnce() -> R + Send) -> R {
 /// The component found when this crate was built, if any (`build.rs`).
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
-}
-
-/// The origin of every instance's `wasi:clocks/monotonic-clock`, so that
-/// the component's deadlines convert to host `Instant`s.
-pub(crate) static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
-
-struct EpochClock;
-
-impl HostMonotonicClock for EpochClock {
-    fn resolution(&self) -> u64 {
-        1
-    }
-    fn now(&self) -> u64 {
-        u64::try_from(EPOCH.elapsed().as_nanos()).unwrap_or(u64::MAX)
-    }
 }
 
 /// The component, compiled and ready to instantiate. Cheap to clone.
@@ -352,7 +336,7 @@ impl Runtime {
 pub fn sandbox(allowed: &[SocketAddr]) -> WasiCtx {
     let allowed: Arc<[SocketAddr]> = allowed.into();
     let mut wasi = WasiCtx::builder();
-    wasi.monotonic_clock(EpochClock)
+    wasi.monotonic_clock(crate::clock::EpochClock)
         .allow_tcp(true)
         .allow_ip_name_lookup(true)
         .socket_addr_check(move |addr, use_| {

@@ -10,12 +10,14 @@ mod line;
 pub mod reply;
 mod request;
 pub mod stats;
+mod token;
 
 pub use error::{redact, Error, Loss, LossCause};
 pub use line::LineReader;
 pub use reply::{Enqueued, Grant};
 pub(crate) use request::{check_auth_token, check_key, check_lease, check_seconds};
 pub use request::{Kind, Request, Space};
+pub use token::fence_from_token;
 
 /// The server's cap on a request line (command, key, most args), in bytes.
 pub const MAX_LINE: usize = 256;

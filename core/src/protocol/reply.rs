@@ -6,8 +6,8 @@
 
 use std::fmt;
 
+use super::fence_from_token;
 use super::{redact, Error, MAX_SECONDS, TOKEN_LEN};
-use crate::fence::fence_from_token;
 
 /// A grant: the token, its lease and its fence.
 #[derive(Clone, PartialEq, Eq)]

@@ -142,21 +142,36 @@ fn run_examples(server: SocketAddr) -> wasmtime::Result<()> {
         ),
     ];
     for (name, title, env) in runs {
-        println!("\n== example {name}: {title}");
-        let out = std::process::Command::new(dir.join(name))
-            .env("DFLOCKD_SERVERS", server.to_string())
-            .env("DFLOCKD_DEMO_SCALE", "0.1")
-            .envs(env.iter().copied())
-            .output()
-            .map_err(|e| wasmtime::Error::msg(format!("running {name}: {e}")))?;
-        print!("{}", String::from_utf8_lossy(&out.stdout));
-        if !out.status.success() {
-            eprint!("{}", String::from_utf8_lossy(&out.stderr));
-            return Err(wasmtime::Error::msg(format!(
-                "example {name} failed: {}",
-                out.status
-            )));
+        // Each example, then its async twin (the same program on tokio).
+        for (name, flavour) in [(name.to_string(), ""), (format!("{name}_async"), ", async")] {
+            run_example(&dir, server, &name, &format!("{title}{flavour}"), env)?;
         }
+    }
+    Ok(())
+}
+
+/// Runs one example program and shows what it printed.
+fn run_example(
+    dir: &std::path::Path,
+    server: SocketAddr,
+    name: &str,
+    title: &str,
+    env: Env,
+) -> wasmtime::Result<()> {
+    println!("\n== example {name}: {title}");
+    let out = std::process::Command::new(dir.join(name))
+        .env("DFLOCKD_SERVERS", server.to_string())
+        .env("DFLOCKD_DEMO_SCALE", "0.1")
+        .envs(env.iter().copied())
+        .output()
+        .map_err(|e| wasmtime::Error::msg(format!("running {name}: {e}")))?;
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    if !out.status.success() {
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
+        return Err(wasmtime::Error::msg(format!(
+            "example {name} failed: {}",
+            out.status
+        )));
     }
     Ok(())
 }

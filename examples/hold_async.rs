@@ -1,0 +1,40 @@
+//! `hold`, async: the lease renews in the background (a tokio task) for as
+//! long as the guard lives; the lock is released when it drops.
+
+#[path = "support.rs"]
+mod support;
+#[path = "support_async.rs"]
+mod support_async;
+
+fn main() -> Result<(), dflockd_host::Error> {
+    support_async::run(async {
+        let rt = support::runtime();
+        let lease: u64 = std::env::var("HOLD_LEASE_S")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(20);
+        let lock = support::lock(&rt, "foo")
+            .acquire_timeout_s(10)
+            .lease_ttl_s(lease)
+            .build_async()
+            .await?;
+        let Some(guard) = lock.acquire().await? else {
+            println!("not acquired within 10 s");
+            return Ok(());
+        };
+        println!(
+            "acquired key={} token={} lease={:?}",
+            guard.key(),
+            support::short(guard.token()),
+            guard.lease_s()
+        );
+        let held = support_async::sleep_s(45.0).await; // the lease renews automatically
+        println!(
+            "after holding {:.1} s with a {lease} s lease: still held = {}",
+            held.as_secs_f64(),
+            guard.is_held()
+        );
+        println!("released = {}", guard.release().await?);
+        Ok(())
+    })
+}
