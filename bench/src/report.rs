@@ -185,6 +185,8 @@ pub fn markdown(r: &Results, chart: &str) -> String {
             let _ = writeln!(md, "- {s}");
         }
     }
+    let _ = writeln!(md, "\n## Before and after issue 10\n");
+    let _ = write!(md, "{}", include_str!("../issue-10.md"));
     let _ = writeln!(md, "\n## Where the time goes\n");
     let _ = write!(md, "{}", include_str!("../where-the-time-goes.md"));
     if let Some(s) = r.startup {

@@ -8,7 +8,7 @@ use wasmtime::component::ResourceAny;
 
 use crate::error::flat;
 use crate::raw_async::{self as raw, Setting};
-use crate::runtime::{block_on, AsyncInstance, BlockingInstance};
+use crate::runtime::{block_on, query, AsyncInstance, BlockingInstance};
 use crate::{Enqueued, Error, Grant, Runtime, Stats};
 
 /// One connection to one server; see the WIT `connection` resource.
@@ -156,7 +156,10 @@ macro_rules! blocking_commands {
                 $(#[$doc])*
                 pub fn $name(&mut self, $($arg: $ty),*) -> Result<$out, Error> {
                     let handle = self.handle.ok_or_else(|| Error::Runtime("the connection is gone".into()))?;
-                    let answer = flat(block_on!(&mut self.inst, |i| async {
+                    // No yield first (see `runtime::fresh`): a connection
+                    // checks nothing before a request, and a reply is waited
+                    // for under `poll`, which lets the runtime run.
+                    let answer = flat(query!(&mut self.inst, |i| async {
                         let conns = i.client.dflockd_client_connection().connection();
                         conns.$export(&mut i.store, handle $(, $arg)*).await
                     }))?;

@@ -17,7 +17,7 @@ use crate::builder::{allowed_addresses, Builder, LostCallback};
 use crate::driver::{Renewable, Renewed, Renewer};
 use crate::error::{flat, Trap};
 use crate::raw_async;
-use crate::runtime::{block_on, BlockingInstance};
+use crate::runtime::{block_on, query, BlockingInstance};
 use crate::{Enqueued, Error, Grant, Kind, LeaseLost, Runtime};
 
 /// Marker: an exclusive lock.
@@ -155,7 +155,7 @@ macro_rules! call {
 impl Core {
     /// When the instance must next be driven (`None`: nothing to renew).
     fn next_deadline(&mut self) -> wasmtime::Result<Option<u64>> {
-        block_on!(&mut self.inst, |i| i
+        query!(&mut self.inst, |i| i
             .client
             .dflockd_client_driver()
             .call_next_deadline(&mut i.store))

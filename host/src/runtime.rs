@@ -85,6 +85,18 @@ macro_rules! block_on {
 }
 pub(crate) use block_on;
 
+/// [`block_on!`] without the first yield, for queries that read no socket
+/// (`next-deadline`): one `epoll_wait` fewer per lock operation.
+macro_rules! query {
+    ($blocking:expr, |$inst:ident| $call:expr) => {{
+        let blocking: &mut $crate::runtime::BlockingInstance = $blocking;
+        let rt = blocking.rt.get();
+        let $inst = &mut blocking.inst;
+        $crate::runtime::off_runtime(|| rt.block_on($call))
+    }};
+}
+pub(crate) use query;
+
 /// Runs `call` after one yield to the instance's runtime. That runtime
 /// runs only inside a call, so what arrived since the last one (a reply,
 /// the EOF of a connection the server closed) is known to tokio only once
