@@ -118,6 +118,14 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// Asks the server to shut down (SIGTERM): it stops accepting, ends
+    /// the waits in progress and closes the connections left after its
+    /// `--shutdown-timeout`; returns once it has exited.
+    pub fn terminate(&mut self) {
+        self.signal("TERM");
+        let _ = self.child.wait();
+    }
+
     /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
     pub fn pause(&self) {
         self.signal("STOP");
