@@ -34,6 +34,16 @@ fn main() -> Result<(), dflockd_host::Error> {
             held.as_secs_f64(),
             guard.is_held()
         );
+        // What the runtime's renewal thread counted (see `Runtime::counters`).
+        let c = rt.counters();
+        println!(
+            "renewals sent={} confirmed={} mean round trip={:?} us; connects={} lost={}",
+            c.renewals_sent,
+            c.renewals_confirmed,
+            c.renew_latency_ns_mean().map(|ns| ns / 1_000),
+            c.connects,
+            c.leases_lost
+        );
         println!("released = {}", guard.release().await?);
         Ok(())
     })

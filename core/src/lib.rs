@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod counters;
 pub mod fence;
 pub mod lease;
 pub mod protocol;
@@ -21,5 +22,6 @@ pub mod session;
 pub mod settings;
 pub mod shard;
 
+pub use counters::Counters;
 pub use protocol::{Enqueued, Error, Grant, Kind, Loss, LossCause};
 pub use session::{LeaseLost, Session};

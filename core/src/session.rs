@@ -33,6 +33,7 @@
 
 use std::collections::VecDeque;
 
+use crate::counters::Counters;
 use crate::lease::Lease;
 use crate::protocol::reply::{decode_enqueue, decode_grant, decode_ok, decode_renew, ErrorContext};
 use crate::protocol::{check_seconds, Enqueued, Error, Grant, Kind, Loss, LossCause, Request};
@@ -123,6 +124,8 @@ enum Sent {
 #[derive(Debug)]
 struct InFlight {
     sent: Sent,
+    /// When it went out (for the renewal latency).
+    at: u64,
     /// A reply later than this means the server is gone or frozen.
     deadline: u64,
 }
@@ -144,6 +147,7 @@ pub struct Session {
     outcome: Option<Result<Outcome, Error>>,
     actions: VecDeque<Action>,
     lost: VecDeque<LeaseLost>,
+    counters: Counters,
 }
 
 fn invalid(msg: &str) -> Error {
@@ -164,6 +168,7 @@ impl Session {
             outcome: None,
             actions: VecDeque::new(),
             lost: VecDeque::new(),
+            counters: Counters::default(),
         }
     }
 
@@ -270,6 +275,7 @@ impl Session {
     pub fn handle_connected(&mut self, now: u64) {
         if self.link == Link::Connecting {
             self.link = Link::Up;
+            self.counters.connects += 1;
             self.pump(now);
         }
     }
@@ -287,11 +293,17 @@ impl Session {
 
     /// One reply line arrived.
     pub fn handle_line(&mut self, now: u64, line: &str) {
-        let Some(InFlight { sent, .. }) = self.in_flight.take() else {
+        let Some(InFlight { sent, at, .. }) = self.in_flight.take() else {
             return self.break_link(Error::Protocol("unsolicited bytes from the server".into()));
         };
         match sent {
-            Sent::Renewal => self.handle_renewal_reply(now, decode_renew(line)),
+            Sent::Renewal => {
+                let reply = decode_renew(line);
+                if reply.is_ok() {
+                    self.counters.confirm_renewal(now.saturating_sub(at));
+                }
+                self.handle_renewal_reply(now, reply);
+            }
             Sent::Command(command) => self.handle_command_reply(now, command, line),
         }
         self.pump(now);
@@ -369,6 +381,11 @@ impl Session {
     /// Whether a request is on the wire, awaiting its reply.
     pub fn awaits_reply(&self) -> bool {
         self.in_flight.is_some()
+    }
+
+    /// What the session has done so far (connections, renewals, losses).
+    pub fn counters(&self) -> Counters {
+        self.counters
     }
 
     /// The grant, while held and not known lost.
@@ -534,7 +551,14 @@ impl Session {
                 .saturating_add(self.server_wait_s(sent).saturating_mul(NS_PER_S))
                 .saturating_add(REPLY_GRACE_MS * NS_PER_MS),
         };
-        self.in_flight = Some(InFlight { sent, deadline });
+        if sent == Sent::Renewal {
+            self.counters.renewals_sent += 1;
+        }
+        self.in_flight = Some(InFlight {
+            sent,
+            at: now,
+            deadline,
+        });
         self.actions.push_back(Action::Send(frame));
     }
 
@@ -624,7 +648,11 @@ impl Session {
         }
         if self.is_held() {
             // A renew of the caller's, in flight, reports the loss.
-            self.in_flight = in_flight.map(|sent| InFlight { sent, deadline: 0 });
+            self.in_flight = in_flight.map(|sent| InFlight {
+                sent,
+                at: 0,
+                deadline: 0,
+            });
             return self.lose(error);
         }
         if let Some(Sent::Command(_)) = in_flight {
@@ -664,6 +692,7 @@ impl Session {
             return;
         };
         let loss = Loss::from_error(&cause);
+        self.counters.leases_lost += 1;
         if self.lost.len() == MAX_UNREPORTED_LOSSES {
             self.lost.pop_front();
         }

@@ -65,6 +65,15 @@ fn hold_keeps_the_lock_past_its_lease() {
             out.contains("after holding 4.5 s with a 2 s lease: still held = true"),
             "{out}"
         );
+        // At 1 s, 2 s, 3 s and 4 s: at least three confirmed by the last pass.
+        let confirmed: u64 = out
+            .split("confirmed=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no counters in {out}"));
+        assert!(confirmed >= 3, "{out}");
+        assert!(out.contains("connects=1 lost=0"), "{out}");
         assert!(out.contains("released = true"), "{out}");
     }
 }

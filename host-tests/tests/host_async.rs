@@ -96,16 +96,17 @@ async fn a_cancelled_acquire_leaves_nothing_held() {
     assert_eq!(guard.release().await, Ok(true));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn background_renewal_and_release_on_guard_drop() {
+/// The runtime's renewal thread keeps a held lease of an async object
+/// while its tokio runtime (either flavour) waits on something else.
+async fn background_renewal_and_release_on_guard_drop(key: &str) {
     let server = dflockd(&[]);
-    let holder = lock(server.addr, "async-bg")
+    let holder = lock(server.addr, key)
         .lease_ttl_s(2)
         .build_async()
         .await
         .unwrap();
     let guard = holder.acquire().await.unwrap().expect("granted");
-    let waiter = lock(server.addr, "async-bg")
+    let waiter = lock(server.addr, key)
         .acquire_timeout_s(6)
         .build_async()
         .await
@@ -122,6 +123,16 @@ async fn background_renewal_and_release_on_guard_drop() {
         .unwrap()
         .expect("free after the guard dropped");
     assert_eq!(guard.release().await, Ok(true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_renewal_and_release_on_guard_drop_multi_thread() {
+    background_renewal_and_release_on_guard_drop("async-bg-mt").await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn background_renewal_and_release_on_guard_drop_current_thread() {
+    background_renewal_and_release_on_guard_drop("async-bg-ct").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,8 +1,10 @@
-//! One renewal thread per runtime, whatever the number of objects: 20
-//! blocking locks on 2 s leases are all held through 5 s (2.5 lease
-//! lengths) while one thread renews them. Alone in its test binary, so
-//! that no other test's runtime adds a thread to the count.
+//! One renewal thread per runtime, whatever the number and flavour of
+//! objects: 20 blocking and 20 async locks on 2 s leases are all held
+//! through 5 s (2.5 lease lengths) while one thread renews them, and the
+//! async ones spawn no task. Alone in its test binary, so that no other
+//! test's runtime adds a thread to the count.
 
+use dflockd_host::Enqueued;
 use host_tests::server::dflockd;
 
 /// Threads of this process whose name starts with `prefix`.
@@ -18,6 +20,26 @@ fn threads_named(prefix: &str) -> usize {
 fn one_thread_renews_every_lock_of_a_runtime() {
     let server = dflockd(&[]);
     assert_eq!(threads_named("dflockd-renew"), 0, "none before any object");
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let async_locks: Vec<_> = tokio.block_on(async {
+        let mut held = Vec::new();
+        for i in 0..20 {
+            let lock = host_tests::lock_on(server.addr, &format!("many-async:{i}"))
+                .lease_ttl_s(2)
+                .build_async()
+                .await
+                .unwrap();
+            // Enqueue grants at once here, and leaves no guard to release on drop.
+            let granted = lock.enqueue().await.unwrap();
+            assert!(matches!(granted, Enqueued::Acquired(_)), "granted");
+            held.push(lock);
+        }
+        held
+    });
     let locks: Vec<_> = (0..20)
         .map(|i| {
             host_tests::lock_on(server.addr, &format!("many:{i}"))
@@ -30,7 +52,12 @@ fn one_thread_renews_every_lock_of_a_runtime() {
         .iter()
         .map(|l| l.acquire().unwrap().expect("granted"))
         .collect();
-    assert_eq!(threads_named("dflockd-renew"), 1, "one for all 20");
+    assert_eq!(threads_named("dflockd-renew"), 1, "one for all 40");
+    assert_eq!(
+        tokio.metrics().num_alive_tasks(),
+        0,
+        "no renewal task per async object"
+    );
     // The server's own clock: a rival waits 5 s on the first key in vain.
     let rival = host_tests::lock_on(server.addr, "many:0")
         .acquire_timeout_s(5)
@@ -43,8 +70,18 @@ fn one_thread_renews_every_lock_of_a_runtime() {
         assert_eq!(observer.lock(&key, 0, None), Ok(None), "{key} still held");
         assert!(guard.is_held(), "{key}");
     }
+    for (i, lock) in async_locks.iter().enumerate() {
+        let key = format!("many-async:{i}");
+        assert_eq!(observer.lock(&key, 0, None), Ok(None), "{key} still held");
+        assert!(lock.is_held(), "{key}");
+    }
     assert_eq!(threads_named("dflockd-renew"), 1);
     for guard in guards {
         assert_eq!(guard.release(), Ok(true));
     }
+    tokio.block_on(async {
+        for lock in &async_locks {
+            assert_eq!(lock.release().await, Ok(true));
+        }
+    });
 }

@@ -1,27 +1,30 @@
-//! The async API on tokio: the same surface as the blocking one. Each
-//! object has a renewal task (tasks, unlike threads, cost next to nothing);
-//! what it holds is kept beside its instance, as in the blocking flavour,
-//! so the accessors answer at once.
+//! The async API on tokio: the same surface as the blocking one. The
+//! renewal thread of the [`Runtime`] renews the leases of its async
+//! objects too, between calls (see `driver`); what an object holds is kept beside its
+//! instance, as in the blocking flavour, so the accessors answer at once.
 //!
 //! Cancellation is real: dropping a pending `acquire` or `wait` future
 //! abandons the call inside the component and drops that object's whole
 //! instance, which closes its connection, so the server removes the waiter
 //! (and releases anything held). The next call opens a fresh instance.
 
+use std::future::Future;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock, Weak};
 
-use tokio::sync::{Mutex, MutexGuard, Notify};
-use tokio::task::JoinHandle;
+use tokio::sync::{Mutex, MutexGuard};
 use wasmtime::component::ResourceAny;
 
 use crate::builder::{allowed_addresses, Builder, LostCallback, Recipe};
+use crate::driver::{AsyncRenewable, Object, Renewed, Renewer};
 use crate::error::{flat, Trap};
-use crate::lock::{locked, View};
+use crate::lock::{locked, report, View};
+use crate::metrics::{self, Tally};
 use crate::raw_async;
 use crate::runtime::AsyncInstance;
-use crate::{Enqueued, Error, Grant, Kind, Runtime};
+use crate::{Counters, Enqueued, Error, Grant, Kind, Runtime};
 
 pub use crate::connection::AsyncConnection;
 
@@ -35,13 +38,14 @@ impl<K> Builder<K> {
     pub async fn build_async(self) -> Result<AsyncHolder<K>, Error> {
         let (runtime, recipe, on_lost) = self.into_parts()?;
         let allowed = allowed_addresses(&recipe.servers)?;
+        let renewer = runtime.renewer();
         let shared = Arc::new(Shared {
             slot: Mutex::new(None),
             view: std::sync::Mutex::new(View::default()),
-            server_index: std::sync::OnceLock::new(),
-            planned: std::sync::Mutex::new(Sleep::Awake),
-            changed: Notify::new(),
-            stop: Notify::new(),
+            server_index: OnceLock::new(),
+            renewer: renewer.clone(),
+            id: OnceLock::new(),
+            tally: runtime.tally(),
             runtime,
             allowed,
             recipe,
@@ -49,39 +53,12 @@ impl<K> Builder<K> {
         });
         // Open once now so that bad options fail here, as in the blocking API.
         drop(shared.core().await?);
-        let driver = tokio::spawn(drive(shared.clone()));
+        let weak = Arc::downgrade(&shared) as Weak<dyn AsyncRenewable>;
+        let _ = shared.id.set(renewer.add(Object::Async(weak))?);
         Ok(AsyncHolder {
             shared,
-            driver,
             kind: PhantomData,
         })
-    }
-}
-
-/// What the renewal task waits for, so that a call wakes it only when the
-/// next deadline moved sooner ([`Shared::rearm`]).
-#[derive(Debug, Clone, Copy)]
-enum Sleep {
-    /// Running, or about to run: it reads the deadline again anyway.
-    Awake,
-    /// Nothing to renew: it waits for a call.
-    Indefinitely,
-    /// It drives at this deadline (`next-deadline`, on the host's clock).
-    Until(u64),
-}
-
-impl Sleep {
-    /// Whether `next` (the new `next-deadline`; `Err` when the call
-    /// trapped, which the sleeper must meet and report) comes sooner than
-    /// this sleep planned.
-    fn is_sooner<E>(self, next: &Result<Option<u64>, E>) -> bool {
-        match (self, next) {
-            (Sleep::Awake, _) => false,
-            (_, Err(_)) => true,
-            (_, Ok(None)) => false,
-            (Sleep::Indefinitely, Ok(Some(_))) => true,
-            (Sleep::Until(planned), Ok(Some(next))) => *next < planned,
-        }
     }
 }
 
@@ -89,6 +66,19 @@ impl Sleep {
 struct Core {
     inst: AsyncInstance,
     handle: ResourceAny,
+    /// Its counters as last read (see `metrics`).
+    counted: Counters,
+}
+
+impl Core {
+    /// Adds what the instance counted since the last reading to `tally`.
+    async fn absorb(&mut self, tally: &Tally, key: &str) -> wasmtime::Result<()> {
+        let driver = self.inst.client.dflockd_client_driver();
+        let now = driver.call_totals(&mut self.inst.store).await?;
+        let new = tally.absorb(&mut self.counted, raw_async::counters(now));
+        metrics::trace(key, &new);
+        Ok(())
+    }
 }
 
 struct Shared {
@@ -97,12 +87,11 @@ struct Shared {
     /// What it holds, as of the last call or renewal.
     view: std::sync::Mutex<View>,
     /// Asked of the component once, at the first open.
-    server_index: std::sync::OnceLock<u32>,
-    /// What the renewal task waits for; changed only under `slot`, so that
-    /// a call and the task's plan cannot cross.
-    planned: std::sync::Mutex<Sleep>,
-    changed: Notify,
-    stop: Notify,
+    server_index: OnceLock<u32>,
+    renewer: Arc<Renewer>,
+    /// Its id with the renewer (set right after registering).
+    id: OnceLock<u64>,
+    tally: Arc<Tally>,
     runtime: Runtime,
     allowed: Vec<SocketAddr>,
     recipe: Recipe,
@@ -148,25 +137,17 @@ macro_rules! call {
 }
 
 impl Shared {
-    /// What the renewal task waits for.
-    fn planned(&self) -> std::sync::MutexGuard<'_, Sleep> {
-        self.planned.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// After a call (the caller holds the slot): wakes the renewal task
-    /// when it must act sooner than it planned. Waking it after every call
-    /// instead cost each operation a task switch and a second call into
-    /// the instance (BENCHMARKS.md).
-    async fn rearm(&self, core: &mut Core) {
-        let planned = *self.planned();
-        if matches!(planned, Sleep::Awake) {
-            return;
+    /// After a call (the caller holds the slot): tells the renewer when
+    /// the instance must next be driven (never, when `idle`).
+    async fn reschedule(&self, core: &mut Core, idle: bool) {
+        let id = self.id.get().copied().unwrap_or(0);
+        if idle {
+            return self.renewer.schedule(id, None);
         }
         let driver = core.inst.client.dflockd_client_driver();
-        let next = driver.call_next_deadline(&mut core.inst.store).await;
-        if planned.is_sooner(&next) {
-            *self.planned() = Sleep::Awake;
-            self.changed.notify_one();
+        match driver.call_next_deadline(&mut core.inst.store).await {
+            Ok(next) => self.renewer.schedule(id, next),
+            Err(e) => tracing::error!(error = %e, "the component trapped"),
         }
     }
 
@@ -191,7 +172,11 @@ impl Shared {
                         .await,
                 )?,
             };
-            let mut core = Core { inst, handle };
+            let mut core = Core {
+                inst,
+                handle,
+                counted: Counters::ZERO,
+            };
             if self.server_index.get().is_none() {
                 let index = call!(self, &mut core, call_server_index).trap()?;
                 let _ = self.server_index.set(index);
@@ -205,7 +190,6 @@ impl Shared {
 /// A lock or semaphore with an async API: see [`AsyncLock`], [`AsyncSemaphore`].
 pub struct AsyncHolder<K> {
     shared: Arc<Shared>,
-    driver: JoinHandle<()>,
     kind: PhantomData<K>,
 }
 
@@ -232,7 +216,9 @@ macro_rules! cancellable {
             Some(grant) => Some(grant),
             None => call!($self.shared, core, call_grant).ok().map(|g| g.map(raw_async::grant)),
         };
-        $self.shared.rearm(core).await;
+        // As in the blocking flavour: nothing held after a success, nothing due.
+        let idle = result.is_ok() && matches!(grant, Some(None));
+        $self.shared.reschedule(core, idle).await;
         armed.disarm();
         if let Some(grant) = grant {
             locked(&$self.shared.view).set(grant);
@@ -349,8 +335,9 @@ impl AsyncHolder<crate::Counting> {
 
 impl<K> Drop for AsyncHolder<K> {
     fn drop(&mut self) {
-        self.shared.stop.notify_one();
-        self.driver.abort();
+        self.shared
+            .renewer
+            .remove(self.shared.id.get().copied().unwrap_or(0));
         // Release what is held: in a task when a runtime is there; otherwise
         // the instance drops with its connection, and the server releases.
         let shared = self.shared.clone();
@@ -359,6 +346,7 @@ impl<K> Drop for AsyncHolder<K> {
                 let mut slot = shared.slot.lock().await;
                 if let Some(mut core) = slot.take() {
                     let _ = core.handle.resource_drop_async(&mut core.inst.store).await;
+                    let _ = core.absorb(&shared.tally, &shared.recipe.key).await;
                 }
             });
         }
@@ -404,81 +392,37 @@ impl<K> Drop for AsyncGuard<'_, K> {
     }
 }
 
-/// The renewal task: `next-deadline`, sleep, `drive`, report losses.
-async fn drive(shared: Arc<Shared>) {
-    loop {
-        // The plan is written under the slot, where every call rearms.
-        let deadline = {
-            let mut slot = shared.slot.lock().await;
-            let deadline = match slot.as_mut() {
-                None => None,
-                Some(core) => {
-                    let driver = core.inst.client.dflockd_client_driver();
-                    match driver.call_next_deadline(&mut core.inst.store).await {
-                        Ok(deadline) => deadline,
-                        Err(e) => {
-                            return tracing::error!(error = %e, "the component trapped; renewal stopped")
-                        }
-                    }
-                }
+impl AsyncRenewable for Shared {
+    fn renew(&self) -> Pin<Box<dyn Future<Output = Renewed> + Send + '_>> {
+        Box::pin(async {
+            let Ok(mut slot) = self.slot.try_lock() else {
+                return Renewed::Busy;
             };
-            *shared.planned() = deadline.map_or(Sleep::Indefinitely, Sleep::Until);
-            deadline
-        };
-        let Some(deadline) = deadline else {
-            tokio::select! {
-                _ = shared.changed.notified() => continue,
-                _ = shared.stop.notified() => return,
+            // A cancelled call dropped the instance: nothing is held.
+            let Some(core) = slot.as_mut() else {
+                return Renewed::Next(None);
+            };
+            let driven = async {
+                let driver = core.inst.client.dflockd_client_driver();
+                let lost = driver.call_drive(&mut core.inst.store).await?;
+                core.absorb(&self.tally, &self.recipe.key).await?;
+                let driver = core.inst.client.dflockd_client_driver();
+                let next = driver.call_next_deadline(&mut core.inst.store).await?;
+                Ok::<_, wasmtime::Error>((lost, next))
             }
-        };
-        let due = tokio::time::Instant::from_std(crate::clock::instant(deadline));
-        tokio::select! {
-            _ = tokio::time::sleep_until(due) => {}
-            _ = shared.changed.notified() => continue,
-            _ = shared.stop.notified() => return,
-        }
-        *shared.planned() = Sleep::Awake;
-        let lost = {
-            let mut slot = shared.slot.lock().await;
-            let Some(core) = slot.as_mut() else { continue };
-            match core
-                .inst
-                .client
-                .dflockd_client_driver()
-                .call_drive(&mut core.inst.store)
-                .await
-            {
-                Ok(lost) => lost,
+            .await;
+            drop(slot);
+            match driven {
+                Ok((lost, next)) => {
+                    let lost = lost.into_iter().map(raw_async::lease_lost).collect();
+                    report(&self.view, self.on_lost.as_ref(), lost);
+                    Renewed::Next(next)
+                }
                 Err(e) => {
-                    return tracing::error!(error = %e, "the component trapped; renewal stopped")
+                    tracing::error!(error = %e, "the component trapped; renewal stopped");
+                    Renewed::Gone
                 }
             }
-        };
-        for lost in lost.into_iter().map(raw_async::lease_lost) {
-            locked(&shared.view).lose(&lost);
-            tracing::warn!(key = %lost.key, fence = lost.fence, reason = %lost.reason, "lease lost");
-            if let Some(callback) = &shared.on_lost {
-                callback(&lost);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Sleep;
-
-    #[test]
-    fn a_sleeper_is_woken_only_for_a_sooner_deadline_or_a_trap() {
-        let next = |d: Option<u64>| Ok::<_, ()>(d);
-        assert!(!Sleep::Awake.is_sooner(&next(Some(1))));
-        assert!(!Sleep::Awake.is_sooner(&Err::<Option<u64>, _>(())));
-        assert!(Sleep::Indefinitely.is_sooner(&next(Some(u64::MAX))));
-        assert!(!Sleep::Indefinitely.is_sooner(&next(None)));
-        assert!(Sleep::Until(10).is_sooner(&next(Some(9))));
-        assert!(!Sleep::Until(10).is_sooner(&next(Some(10))));
-        assert!(!Sleep::Until(10).is_sooner(&next(Some(11))));
-        assert!(!Sleep::Until(10).is_sooner(&next(None)));
-        assert!(Sleep::Until(10).is_sooner(&Err::<Option<u64>, _>(())));
+        })
     }
 }

@@ -1,9 +1,9 @@
 //! The host's side of the component's monotonic clock: every instance's
 //! `wasi:clocks/monotonic-clock` counts from one epoch, so the component's
-//! deadlines (`next-deadline`) convert to host `Instant`s.
+//! deadlines (`next-deadline`) compare with the host's [`now_ns`].
 
 use std::sync::LazyLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use wasmtime_wasi::HostMonotonicClock;
 
@@ -13,11 +13,6 @@ static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 /// Now, in the component's monotonic nanoseconds.
 pub(crate) fn now_ns() -> u64 {
     u64::try_from(EPOCH.elapsed().as_nanos()).unwrap_or(u64::MAX)
-}
-
-/// The host instant of a component deadline.
-pub(crate) fn instant(deadline_ns: u64) -> Instant {
-    *EPOCH + Duration::from_nanos(deadline_ns)
 }
 
 /// The clock every instance is given.

@@ -1,37 +1,47 @@
 //! One renewal thread per [`Runtime`](crate::Runtime) for all of its
-//! blocking objects, instead of one per object.
+//! objects, blocking and async, instead of one per object.
 //!
 //! The component renews only while it runs. Between calls this thread
-//! keeps a heap of each object's next deadline (`next-deadline`, on the
-//! host's clock by construction: see `clock`), sleeps until the
-//! earliest, and drives that object. An object busy in a call is skipped:
-//! a blocking call renews its own instance's leases, and every call
-//! reschedules its object when it ends. The thread knows the objects only
-//! as [`Renewable`], so that it imports none of them.
+//! sleeps until the earliest deadline of its [`Schedule`] and drives that
+//! object. An object busy in a call is skipped: a call renews its own
+//! instance's leases, and every call reschedules its object when it ends.
+//! The thread knows the objects only as [`Renewable`] / [`AsyncRenewable`],
+//! so that it imports none of them.
+//!
+//! Async objects are renewed here too, on a current-thread tokio runtime
+//! of the thread's own (their sockets stay with the runtime that opened
+//! them). A task on the caller's runtime would die with that runtime, and
+//! with it the renewal of every other runtime's objects: a process often
+//! has several (tests, libraries), and a lease must not be lost silently.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use crate::clock::now_ns;
+pub(crate) use crate::schedule::Renewed;
+use crate::schedule::{Next, Schedule};
 use crate::Error;
 
-/// What one renewal pass over an object found.
-pub(crate) enum Renewed {
-    /// A call holds the object; it reschedules it when it ends.
-    Busy,
-    /// Driven; this is its next deadline (`None`: nothing to renew).
-    Next(Option<u64>),
-    /// The instance trapped: it is no longer renewed.
-    Gone,
-}
-
-/// An object whose leases the thread keeps.
+/// A blocking object whose leases the thread keeps.
 pub(crate) trait Renewable: Send + Sync {
     /// Drives the object's instance once, without waiting for a call in
     /// progress; reports its losses itself.
     fn renew(&self) -> Renewed;
+}
+
+/// An async object whose leases the thread keeps.
+pub(crate) trait AsyncRenewable: Send + Sync {
+    /// As [`Renewable::renew`]; never waits for a call in progress.
+    fn renew(&self) -> Pin<Box<dyn Future<Output = Renewed> + Send + '_>>;
+}
+
+/// How the thread knows an object: weakly, so that a dropped one is forgotten.
+#[derive(Clone)]
+pub(crate) enum Object {
+    Blocking(Weak<dyn Renewable>),
+    Async(Weak<dyn AsyncRenewable>),
 }
 
 /// The schedule, shared by the objects (which reschedule after each call)
@@ -41,26 +51,21 @@ pub(crate) struct Renewer {
     wake: Condvar,
 }
 
-#[derive(Default)]
 struct Plan {
-    /// (deadline, id); an entry whose deadline is no longer its object's is stale.
-    heap: BinaryHeap<Reverse<(u64, u64)>>,
-    objects: HashMap<u64, Slot>,
-    next_id: u64,
+    schedule: Schedule<Object>,
     started: bool,
     stopping: bool,
-}
-
-struct Slot {
-    object: Weak<dyn Renewable>,
-    due: Option<u64>,
 }
 
 impl Renewer {
     /// An empty schedule; the thread starts with the first object.
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Renewer {
-            plan: Mutex::new(Plan::default()),
+            plan: Mutex::new(Plan {
+                schedule: Schedule::new(),
+                started: false,
+                stopping: false,
+            }),
             wake: Condvar::new(),
         })
     }
@@ -71,7 +76,7 @@ impl Renewer {
     }
 
     /// Registers an object (with nothing due yet); returns its id.
-    pub(crate) fn add(self: &Arc<Self>, object: Weak<dyn Renewable>) -> Result<u64, Error> {
+    pub(crate) fn add(self: &Arc<Self>, object: Object) -> Result<u64, Error> {
         let mut plan = self.plan();
         if !plan.started {
             let renewer = self.clone();
@@ -81,37 +86,20 @@ impl Renewer {
                 .map_err(|e| Error::Runtime(format!("starting the renewal thread: {e}")))?;
             plan.started = true;
         }
-        plan.next_id += 1;
-        let id = plan.next_id;
-        plan.objects.insert(id, Slot { object, due: None });
-        Ok(id)
+        Ok(plan.schedule.add(object))
     }
 
     /// Sets the object's next deadline; wakes the thread when it comes
     /// before everything else planned.
     pub(crate) fn schedule(&self, id: u64, due: Option<u64>) {
-        let mut plan = self.plan();
-        let Some(slot) = plan.objects.get_mut(&id) else {
-            return;
-        };
-        if slot.due == due {
-            return;
-        }
-        slot.due = due;
-        let Some(due) = due else { return };
-        let sooner = plan
-            .heap
-            .peek()
-            .is_none_or(|Reverse((first, _))| due < *first);
-        plan.heap.push(Reverse((due, id)));
-        if sooner {
+        if self.plan().schedule.set(id, due) {
             self.wake.notify_one();
         }
     }
 
     /// Forgets an object.
     pub(crate) fn remove(&self, id: u64) {
-        self.plan().objects.remove(&id);
+        self.plan().schedule.remove(id);
     }
 
     /// Ends the thread (when the runtime goes).
@@ -122,54 +110,58 @@ impl Renewer {
 }
 
 fn run(renewer: &Renewer) {
+    // Made with the first async object due.
+    let mut tokio: Option<tokio::runtime::Runtime> = None;
     let mut plan = renewer.plan();
     loop {
         if plan.stopping {
             return;
         }
-        let Some(&Reverse((due, id))) = plan.heap.peek() else {
-            plan = renewer.wake.wait(plan).unwrap_or_else(|p| p.into_inner());
-            continue;
-        };
-        let live = plan.objects.get(&id).is_some_and(|s| s.due == Some(due));
-        if !live {
-            plan.heap.pop();
-            continue;
-        }
-        let now = now_ns();
-        if due > now {
-            let wait = Duration::from_nanos(due - now);
-            plan = renewer
-                .wake
-                .wait_timeout(plan, wait)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-            continue;
-        }
-        plan.heap.pop();
-        let Some(slot) = plan.objects.get_mut(&id) else {
-            continue;
-        };
-        slot.due = None;
-        let object = slot.object.clone();
-        // The object's calls reschedule it meanwhile: never hold the plan
-        // while driving (or while its loss callbacks run).
-        drop(plan);
-        let renewed = object.upgrade().map_or(Renewed::Gone, |o| o.renew());
-        plan = renewer.plan();
-        match renewed {
-            Renewed::Gone => {
-                plan.objects.remove(&id);
+        match plan.schedule.next(now_ns()) {
+            Next::Idle => plan = renewer.wake.wait(plan).unwrap_or_else(|p| p.into_inner()),
+            Next::At(due) => {
+                let wait = Duration::from_nanos(due.saturating_sub(now_ns()));
+                plan = renewer
+                    .wake
+                    .wait_timeout(plan, wait)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
             }
-            Renewed::Busy => {}
-            Renewed::Next(next) => {
-                // A call that ended meanwhile has set a fresher deadline.
-                let fresh = plan.objects.get(&id).is_some_and(|s| s.due.is_some());
-                if !fresh {
-                    drop(plan);
-                    renewer.schedule(id, next);
-                    plan = renewer.plan();
+            Next::Due(id, object) => {
+                // The object's calls reschedule it meanwhile: never hold the
+                // plan while driving (or while its loss callbacks run).
+                drop(plan);
+                let renewed = renew(&object, &mut tokio);
+                plan = renewer.plan();
+                plan.schedule.after(id, renewed);
+            }
+        }
+    }
+}
+
+/// Drives one object (an async one to completion on `tokio`).
+fn renew(object: &Object, tokio: &mut Option<tokio::runtime::Runtime>) -> Renewed {
+    match object {
+        Object::Blocking(weak) => weak.upgrade().map_or(Renewed::Gone, |o| o.renew()),
+        Object::Async(weak) => {
+            let Some(object) = weak.upgrade() else {
+                return Renewed::Gone;
+            };
+            if tokio.is_none() {
+                let built = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                match built {
+                    Ok(rt) => *tokio = Some(rt),
+                    Err(e) => {
+                        tracing::error!(error = %e, "no tokio runtime for async renewal");
+                        return Renewed::Gone;
+                    }
                 }
+            }
+            match tokio {
+                Some(rt) => rt.block_on(object.renew()),
+                None => Renewed::Gone,
             }
         }
     }
@@ -202,24 +194,45 @@ mod tests {
         }
     }
 
+    /// The same, renewed as an async object: inside a tokio runtime.
+    struct AsyncProbe(Probe);
+
+    impl AsyncRenewable for AsyncProbe {
+        fn renew(&self) -> Pin<Box<dyn Future<Output = Renewed> + Send + '_>> {
+            Box::pin(async {
+                tokio::task::yield_now().await;
+                assert!(tokio::runtime::Handle::try_current().is_ok());
+                Renewable::renew(&self.0)
+            })
+        }
+    }
+
+    fn probe(tx: &mpsc::Sender<usize>) -> Probe {
+        Probe {
+            renewals: AtomicUsize::new(0),
+            times: 3,
+            again: 1_000_000,
+            done: Mutex::new(tx.clone()),
+        }
+    }
+
     #[test]
-    fn one_thread_drives_many_objects_each_at_its_deadline() {
+    fn one_thread_drives_blocking_and_async_objects_each_at_its_deadline() {
         let renewer = Renewer::new();
         let (tx, rx) = mpsc::channel();
-        let probes: Vec<Arc<Probe>> = (0..50)
-            .map(|_| {
-                Arc::new(Probe {
-                    renewals: AtomicUsize::new(0),
-                    times: 3,
-                    again: 1_000_000,
-                    done: Mutex::new(tx.clone()),
-                })
-            })
-            .collect();
-        for probe in &probes {
-            let weak: Weak<dyn Renewable> = Arc::downgrade(probe) as Weak<dyn Renewable>;
-            let id = renewer.add(weak).unwrap();
-            renewer.schedule(id, Some(now_ns()));
+        let blocking: Vec<Arc<Probe>> = (0..25).map(|_| Arc::new(probe(&tx))).collect();
+        let asynchronous: Vec<Arc<AsyncProbe>> =
+            (0..25).map(|_| Arc::new(AsyncProbe(probe(&tx)))).collect();
+        for probe in &blocking {
+            let id = renewer.add(Object::Blocking(
+                Arc::downgrade(probe) as Weak<dyn Renewable>
+            ));
+            renewer.schedule(id.unwrap(), Some(now_ns()));
+        }
+        for probe in &asynchronous {
+            let weak = Arc::downgrade(probe) as Weak<dyn AsyncRenewable>;
+            let id = renewer.add(Object::Async(weak));
+            renewer.schedule(id.unwrap(), Some(now_ns()));
         }
         // 50 objects × 3 renewals each, then nothing more is due.
         for _ in 0..150 {
@@ -229,8 +242,9 @@ mod tests {
             rx.recv_timeout(Duration::from_millis(50)).is_err(),
             "no renewal past the last deadline"
         );
-        for probe in &probes {
-            assert_eq!(probe.renewals.load(Ordering::SeqCst), 3);
+        let counts = blocking.iter().map(|p| &p.renewals);
+        for count in counts.chain(asynchronous.iter().map(|p| &p.0.renewals)) {
+            assert_eq!(count.load(Ordering::SeqCst), 3);
         }
         renewer.stop();
     }
@@ -246,7 +260,7 @@ mod tests {
             done: Mutex::new(tx),
         });
         let weak: Weak<dyn Renewable> = Arc::downgrade(&probe) as Weak<dyn Renewable>;
-        let id = renewer.add(weak).unwrap();
+        let id = renewer.add(Object::Blocking(weak)).unwrap();
         // Planned far away, then moved sooner: only the sooner one runs.
         renewer.schedule(id, Some(now_ns() + 3_600_000_000_000));
         renewer.schedule(id, Some(now_ns()));
@@ -254,7 +268,7 @@ mod tests {
         drop(probe);
         renewer.schedule(id, Some(now_ns()));
         let started = std::time::Instant::now();
-        while !renewer.plan().objects.is_empty() {
+        while renewer.plan().schedule.len() > 0 {
             assert!(
                 started.elapsed() < Duration::from_secs(10),
                 "never forgotten"

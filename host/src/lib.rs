@@ -35,16 +35,18 @@ mod connection;
 mod driver;
 mod error;
 mod lock;
+mod metrics;
 /// Generated bindings stay private: only core types cross the API.
 #[allow(missing_docs)]
 mod raw_async;
 mod runtime;
+mod schedule;
 mod tls;
 
 pub use builder::Builder;
 pub use connection::Connection;
 pub use dflockd_core::protocol::stats::{IdleInfo, LockInfo, SemaphoreInfo, Stats};
-pub use dflockd_core::{Enqueued, Grant, Kind, LeaseLost, Loss, LossCause};
+pub use dflockd_core::{Counters, Enqueued, Grant, Kind, LeaseLost, Loss, LossCause};
 pub use error::Error;
 pub use lock::{Counting, Exclusive, Guard, Holder, Lock, Semaphore};
 pub use runtime::{default_component_path, embedded_component, sandbox, Runtime, RuntimeBuilder};

@@ -14,11 +14,12 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError, Weak};
 use wasmtime::component::ResourceAny;
 
 use crate::builder::{allowed_addresses, Builder, LostCallback};
-use crate::driver::{Renewable, Renewed, Renewer};
+use crate::driver::{Object, Renewable, Renewed, Renewer};
 use crate::error::{flat, Trap};
+use crate::metrics::{self, Tally};
 use crate::raw_async;
 use crate::runtime::{block_on, query, BlockingInstance};
-use crate::{Enqueued, Error, Grant, Kind, LeaseLost, Runtime};
+use crate::{Counters, Enqueued, Error, Grant, Kind, LeaseLost, Runtime};
 
 /// Marker: an exclusive lock.
 #[derive(Debug)]
@@ -65,6 +66,18 @@ pub(crate) fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Reports losses: to the view, `tracing` and `on_lost`. The callback may
+/// call back into the object, so the caller holds no lock of it.
+pub(crate) fn report(view: &Mutex<View>, on_lost: Option<&LostCallback>, lost: Vec<LeaseLost>) {
+    for lost in lost {
+        locked(view).lose(&lost);
+        tracing::warn!(key = %lost.key, fence = lost.fence, reason = %lost.reason, "lease lost");
+        if let Some(callback) = on_lost {
+            callback(&lost);
+        }
+    }
+}
+
 impl<K> Builder<K> {
     /// Validates everything (in the component) and registers the object
     /// with its runtime's renewal thread. Connects lazily, on the first
@@ -108,6 +121,9 @@ impl<K> Builder<K> {
                 inst,
                 handle: Some(handle),
                 kind,
+                key: recipe.key.clone(),
+                counted: Counters::ZERO,
+                tally: runtime.tally(),
             }),
             view: Mutex::new(View::default()),
             on_lost,
@@ -115,7 +131,7 @@ impl<K> Builder<K> {
             id: OnceLock::new(),
         });
         let weak = Arc::downgrade(&shared) as Weak<dyn Renewable>;
-        let _ = shared.id.set(renewer.add(weak)?);
+        let _ = shared.id.set(renewer.add(Object::Blocking(weak))?);
         Ok(Holder {
             shared,
             _runtime: runtime,
@@ -132,6 +148,10 @@ pub(crate) struct Core {
     inst: BlockingInstance,
     handle: Option<ResourceAny>,
     kind: Kind,
+    key: String,
+    /// The instance's counters as last read, and the runtime's sum.
+    counted: Counters,
+    tally: Arc<Tally>,
 }
 
 /// Calls a method of the `lock` or `semaphore` resource, whichever this is.
@@ -162,15 +182,32 @@ impl Core {
     }
 }
 
+impl Core {
+    /// Adds what the instance counted since the last reading to the
+    /// runtime's sum (see `metrics`).
+    fn absorb(&mut self) -> wasmtime::Result<()> {
+        let now = query!(&mut self.inst, |i| i
+            .client
+            .dflockd_client_driver()
+            .call_totals(&mut i.store))?;
+        let new = self
+            .tally
+            .absorb(&mut self.counted, raw_async::counters(now));
+        metrics::trace(&self.key, &new);
+        Ok(())
+    }
+}
+
 impl Drop for Core {
     /// Dropping the resource releases a held grant (inside the component)
-    /// before the store and its sockets go.
+    /// before the store and its sockets go; what it counted is kept.
     fn drop(&mut self) {
         if let Some(handle) = self.handle.take() {
             if let Err(e) = block_on!(&mut self.inst, |i| handle.resource_drop_async(&mut i.store))
             {
                 tracing::warn!(error = %e, "dropping the lock resource failed");
             }
+            let _ = self.absorb();
         }
     }
 }
@@ -189,18 +226,6 @@ impl Shared {
     fn id(&self) -> u64 {
         self.id.get().copied().unwrap_or(0)
     }
-
-    /// Reports losses: to the view, `tracing` and `on_lost`. The callback
-    /// may call back into the object, so no lock is held.
-    fn report(&self, lost: Vec<LeaseLost>) {
-        for lost in lost {
-            locked(&self.view).lose(&lost);
-            tracing::warn!(key = %lost.key, fence = lost.fence, reason = %lost.reason, "lease lost");
-            if let Some(callback) = &self.on_lost {
-                callback(&lost);
-            }
-        }
-    }
 }
 
 impl Renewable for Shared {
@@ -210,15 +235,22 @@ impl Renewable for Shared {
             Err(TryLockError::WouldBlock) => return Renewed::Busy,
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
         };
+        // A drive reads without waiting, so what arrived since the last
+        // call, however recent, must be known first (see `runtime::fresh`).
+        core.inst.last_call = None;
         let driven = block_on!(&mut core.inst, |i| i
             .client
             .dflockd_client_driver()
             .call_drive(&mut i.store));
-        let next = driven.and_then(|lost| Ok((lost, core.next_deadline()?)));
+        let next = driven.and_then(|lost| {
+            core.absorb()?;
+            Ok((lost, core.next_deadline()?))
+        });
         drop(core);
         match next {
             Ok((lost, next)) => {
-                self.report(lost.into_iter().map(raw_async::lease_lost).collect());
+                let lost = lost.into_iter().map(raw_async::lease_lost).collect();
+                report(&self.view, self.on_lost.as_ref(), lost);
                 Renewed::Next(next)
             }
             Err(e) => {
@@ -261,7 +293,11 @@ impl<K> Holder<K> {
             Some(grant) => Ok(grant),
             None => call!(&mut core, call_grant).map(|g| g.map(raw_async::grant)),
         };
-        let next = core.next_deadline();
+        // A call that succeeded and left nothing held leaves nothing in
+        // flight either: no deadline, and one call into the instance fewer
+        // per release.
+        let idle = result.is_ok() && matches!(grant, Ok(None));
+        let next = if idle { Ok(None) } else { core.next_deadline() };
         drop(core);
         if let Ok(grant) = grant {
             locked(&self.shared.view).set(grant);

@@ -68,6 +68,17 @@ pub(crate) fn lease_lost(l: driver::LeaseLost) -> LeaseLost {
     }
 }
 
+pub(crate) fn counters(c: driver::Counters) -> dflockd_core::Counters {
+    dflockd_core::Counters {
+        connects: c.connects,
+        renewals_sent: c.renewals_sent,
+        renewals_confirmed: c.renewals_confirmed,
+        renew_latency_ns_total: c.renew_latency_ns_total,
+        renew_latency_ns_max: c.renew_latency_ns_max,
+        leases_lost: c.leases_lost,
+    }
+}
+
 pub(crate) fn stats(s: wc::Stats) -> stats::Stats {
     let idle = |list: Vec<wc::IdleInfo>| {
         list.into_iter()

@@ -6,6 +6,7 @@ use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -49,6 +50,23 @@ pub(crate) struct BlockingInstance {
     /// Declared first so that the sockets go before their runtime.
     pub(crate) inst: AsyncInstance,
     pub(crate) rt: OwnRuntime,
+    /// When the last call ended (see [`fresh`]).
+    pub(crate) last_call: Option<Instant>,
+}
+
+/// How long an instance sits between calls before the next one first
+/// refreshes what tokio knows of its sockets ([`fresh`]). Something that
+/// arrived in the last moment before a call is no different from
+/// something that arrives during it; a call straight after another (a
+/// release after its acquire) saves the refresh's two system calls.
+const FRESH_AFTER: Duration = Duration::from_millis(1);
+
+impl BlockingInstance {
+    /// Whether the next call must refresh readiness first.
+    pub(crate) fn stale(&self) -> bool {
+        self.last_call
+            .is_none_or(|ended| ended.elapsed() >= FRESH_AFTER)
+    }
 }
 
 /// A blocking instance's tokio runtime. Dropping a runtime waits for its
@@ -78,9 +96,13 @@ impl Drop for OwnRuntime {
 macro_rules! block_on {
     ($blocking:expr, |$inst:ident| $call:expr) => {{
         let blocking: &mut $crate::runtime::BlockingInstance = $blocking;
+        let stale = blocking.stale();
         let rt = blocking.rt.get();
         let $inst = &mut blocking.inst;
-        $crate::runtime::off_runtime(|| rt.block_on($crate::runtime::fresh($call)))
+        let out =
+            $crate::runtime::off_runtime(|| rt.block_on($crate::runtime::fresh(stale, $call)));
+        blocking.last_call = Some(std::time::Instant::now());
+        out
     }};
 }
 pub(crate) use block_on;
@@ -97,16 +119,19 @@ macro_rules! query {
 }
 pub(crate) use query;
 
-/// Runs `call` after one yield to the instance's runtime. That runtime
-/// runs only inside a call, so what arrived since the last one (a reply,
-/// the EOF of a connection the server closed) is known to tokio only once
-/// its I/O driver has polled epoll: a yield does that (one `epoll_wait`
-/// with no timeout) and runs wasmtime-wasi's pending write tasks. Without
-/// it a non-blocking read in the component sees stale readiness: `drive`
-/// never found its renewal reply, and an idle connection closed by the
-/// server looked alive until the request sent on it failed.
-pub(crate) async fn fresh<F: std::future::Future>(call: F) -> F::Output {
-    tokio::task::yield_now().await;
+/// Runs `call`, after one yield to the instance's runtime when `stale`.
+/// That runtime runs only inside a call, so what arrived since the last
+/// one (a reply, the EOF of a connection the server closed) is known to
+/// tokio only once its I/O driver has polled epoll: a yield does that
+/// (an eventfd write to wake itself, one `epoll_wait` with no timeout) and
+/// runs wasmtime-wasi's pending write tasks. Without it a non-blocking
+/// read in the component sees stale readiness: `drive` never found its
+/// renewal reply, and an idle connection closed by the server looked
+/// alive until the request sent on it failed.
+pub(crate) async fn fresh<F: std::future::Future>(stale: bool, call: F) -> F::Output {
+    if stale {
+        tokio::task::yield_now().await;
+    }
     call.await
 }
 
@@ -140,8 +165,10 @@ struct Loaded {
     engine: Engine,
     component: Component,
     pre_async: crate::raw_async::ClientPre<State>,
-    /// The renewal thread of every blocking object made from this runtime.
+    /// The renewal thread of every object made from this runtime.
     renewer: Arc<crate::driver::Renewer>,
+    /// What its objects' instances counted.
+    tally: Arc<crate::metrics::Tally>,
 }
 
 impl Drop for Loaded {
@@ -255,6 +282,7 @@ impl RuntimeBuilder {
                 component,
                 pre_async,
                 renewer: crate::driver::Renewer::new(),
+                tally: Arc::default(),
             }),
         })
     }
@@ -274,6 +302,19 @@ impl Runtime {
     /// The renewal thread's schedule (the thread starts with the first object).
     pub(crate) fn renewer(&self) -> Arc<crate::driver::Renewer> {
         self.inner.renewer.clone()
+    }
+
+    /// The sum of what this runtime's locks and semaphores counted:
+    /// connects, renewals sent and confirmed with their round trips,
+    /// leases lost. As of each object's last renewal pass (and its drop),
+    /// so a count can trail by up to one renewal interval. The low-level
+    /// [`Connection`](crate::Connection) is not counted.
+    pub fn counters(&self) -> crate::Counters {
+        self.inner.tally.get()
+    }
+
+    pub(crate) fn tally(&self) -> Arc<crate::metrics::Tally> {
+        self.inner.tally.clone()
     }
 
     /// The wasmtime engine the component is compiled for.
@@ -300,7 +341,11 @@ impl Runtime {
         // Owned at once, so that a failure below drops it safely anywhere.
         let rt = OwnRuntime(Some(rt));
         let inst = off_runtime(|| rt.get().block_on(self.instance_async(allowed)))?;
-        Ok(BlockingInstance { inst, rt })
+        Ok(BlockingInstance {
+            inst,
+            rt,
+            last_call: None,
+        })
     }
 
     /// A sandboxed instance (see [`sandbox`]), for async calls.

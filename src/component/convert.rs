@@ -1,6 +1,7 @@
 //! Conversions between the WIT types and the pure core's types.
 
 use super::api::{connection as wc, driver, types as wt};
+use crate::counters::Counters;
 use crate::protocol::{stats, Enqueued, Error, Grant, Kind, Loss, LossCause};
 use crate::session::LeaseLost;
 use crate::settings::{ClientCert, ConnectSettings, RawOptions, Server, TlsOptions, Trust};
@@ -192,6 +193,19 @@ impl From<LeaseLost> for driver::LeaseLost {
             kind: l.kind.into(),
             fence: l.fence,
             reason: l.reason.into(),
+        }
+    }
+}
+
+impl From<Counters> for driver::Counters {
+    fn from(c: Counters) -> Self {
+        driver::Counters {
+            connects: c.connects,
+            renewals_sent: c.renewals_sent,
+            renewals_confirmed: c.renewals_confirmed,
+            renew_latency_ns_total: c.renew_latency_ns_total,
+            renew_latency_ns_max: c.renew_latency_ns_max,
+            leases_lost: c.leases_lost,
         }
     }
 }

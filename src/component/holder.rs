@@ -15,6 +15,7 @@ use wasip2::io::poll::Pollable;
 use super::clock;
 use super::reactor::{self, Background};
 use super::transport::{Conn, Dial};
+use crate::counters::Counters;
 use crate::protocol::Error;
 use crate::session::{Action, LeaseLost, Outcome, Session};
 use crate::settings::Settings;
@@ -22,8 +23,21 @@ use crate::settings::Settings;
 /// Losses kept for the driver to report; older ones are dropped first.
 const MAX_UNREPORTED_LOSSES: usize = 1024;
 
+/// A connection that answered less than this long ago (ns) is not checked
+/// for a close before the next command: a close in that moment is no
+/// different from one during the command, and the check costs a read
+/// system call per request.
+const IDLE_CHECK_AFTER_NS: u64 = 1_000_000;
+
 thread_local! {
     static LOSSES: RefCell<VecDeque<LeaseLost>> = const { RefCell::new(VecDeque::new()) };
+    /// The instance's totals: every holder adds what its session counted.
+    static TOTALS: std::cell::Cell<Counters> = const { std::cell::Cell::new(Counters::ZERO) };
+}
+
+/// The totals of every holder of the instance, dropped ones included.
+pub fn counters() -> Counters {
+    TOTALS.get()
 }
 
 /// The losses found since the last call, from every holder of the instance.
@@ -49,6 +63,10 @@ pub struct Holder {
     session: Session,
     dial: Dial,
     conn: Option<Conn>,
+    /// When the last reply line arrived (see [`IDLE_CHECK_AFTER_NS`]).
+    last_reply: Option<u64>,
+    /// What of the session's counters is already in [`TOTALS`].
+    counted: Counters,
 }
 
 impl Holder {
@@ -59,6 +77,8 @@ impl Holder {
             session: Session::new(settings, clock::jitter()),
             dial,
             conn: None,
+            last_reply: None,
+            counted: Counters::ZERO,
         }));
         reactor::register(&holder);
         Ok(holder)
@@ -86,7 +106,13 @@ impl Holder {
         // An idle connection the server closed meanwhile (a restart, its
         // --read-timeout) shows here as EOF, so the command opens a fresh
         // one instead of sending into a dead socket.
-        self.pass(clock::now(), None);
+        let now = clock::now();
+        if self
+            .last_reply
+            .is_none_or(|at| now.saturating_sub(at) >= IDLE_CHECK_AFTER_NS)
+        {
+            self.pass(now, None);
+        }
         start(&mut self.session, clock::now())?;
         loop {
             self.carry_out(true);
@@ -114,15 +140,22 @@ impl Holder {
     /// reply is probed for TLS (blocking, up to then) to say why.
     fn pass(&mut self, now: u64, explain_until: Option<u64>) {
         if let Some(conn) = self.conn.as_mut() {
+            // One read per pass: a second would come back empty (a host
+            // call per reply); lines that came together are all handled.
             let io = conn.flush().map(drop).and_then(|()| {
                 let mut lines = Vec::new();
-                while let Some(line) = conn.poll_line()? {
+                let mut next = conn.poll_line()?;
+                while let Some(line) = next {
                     lines.push(line);
+                    next = conn.buffered_line()?;
                 }
                 Ok(lines)
             });
             match io {
                 Ok(lines) => {
+                    if !lines.is_empty() {
+                        self.last_reply = Some(now);
+                    }
                     for line in lines {
                         self.session.handle_line(now, &line);
                     }
@@ -173,7 +206,11 @@ impl Holder {
         }
     }
 
+    /// Hands the losses to the driver, and what was counted to the totals.
     fn collect_losses(&mut self) {
+        let counted = self.session.counters();
+        TOTALS.set(TOTALS.get() + counted.since(self.counted));
+        self.counted = counted;
         while let Some(lost) = self.session.poll_lost() {
             LOSSES.with_borrow_mut(|l| {
                 if l.len() == MAX_UNREPORTED_LOSSES {

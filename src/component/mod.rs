@@ -71,4 +71,8 @@ impl api::driver::Guest for Component {
         reactor::drive_all(clock::now());
         holder::take_losses().into_iter().map(Into::into).collect()
     }
+
+    fn totals() -> api::driver::Counters {
+        holder::counters().into()
+    }
 }

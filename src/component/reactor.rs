@@ -14,6 +14,14 @@ use super::clock;
 /// (ms): one pollable cannot wait for "reply or deadline" at once.
 const IO_TICK_MS: u64 = 5;
 
+/// The longest one wait lasts before its caller looks again (ms). Every
+/// wait then sets its timer later than the one before it, and never
+/// sooner: wasmtime-wasi's tokio wakes its own driver (an eventfd write
+/// and one more `epoll_wait`) for a timer sooner than the last, which the
+/// reply deadlines of an acquire (the server's wait plus 10 s) and then a
+/// release (10 s) did on every operation.
+const WAIT_SLICE_MS: u64 = 1_000;
+
 /// Work the instance must keep doing between and during calls.
 pub trait Background {
     /// Pollables for the I/O it waits on.
@@ -79,7 +87,7 @@ pub fn next_deadline() -> Option<u64> {
 pub fn wait(own: &[&Pollable], deadline: u64) {
     {
         let mut others = Vec::new();
-        let mut soonest = deadline;
+        let mut soonest = deadline.min(clock::after_ms(WAIT_SLICE_MS));
         for_each_free(|w| {
             w.wakeups(&mut others);
             if let Some(at) = w.deadline() {

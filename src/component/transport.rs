@@ -241,10 +241,15 @@ impl Conn {
 
     /// Reads what has arrived, without blocking; the reply line once complete.
     pub fn poll_line(&mut self) -> Result<Option<String>, Error> {
-        let result = self.read_available();
-        let line = result
-            .and_then(|_| self.reader.take_line())
-            .map_err(|e| self.fail_if(e))?;
+        if let Err(e) = self.read_available() {
+            return Err(self.fail_if(e));
+        }
+        self.buffered_line()
+    }
+
+    /// The next complete line already read, without asking the socket.
+    pub fn buffered_line(&mut self) -> Result<Option<String>, Error> {
+        let line = self.reader.take_line().map_err(|e| self.fail_if(e))?;
         self.replied |= line.is_some();
         Ok(line)
     }

@@ -497,3 +497,35 @@ fn a_renewal_is_never_due_while_another_request_is_out() {
 }
 
 mod properties;
+
+#[test]
+fn counters_count_connects_renewals_with_their_round_trips_and_losses() {
+    let mut h = Harness::new();
+    h.hold(T1, 4);
+    // Two renewals answered 3 ms and 7 ms after they went out.
+    for ms in [3, 7] {
+        h.advance(u64::MAX);
+        assert_eq!(h.last_sent(), format!("n k {T1}"));
+        h.now += ms * NS_PER_MS;
+        h.reply("ok 4");
+    }
+    // A third one refused: sent, not confirmed, and the lease is lost.
+    h.advance(u64::MAX);
+    h.reply("error");
+    // The caller's own renew is not the schedule's.
+    assert!(matches!(h.s.renew(h.now), Err(Error::LockLost(_))));
+    h.hold(T2, 4);
+    let counters = h.s.counters();
+    assert_eq!(
+        counters,
+        Counters {
+            connects: 2,
+            renewals_sent: 3,
+            renewals_confirmed: 2,
+            renew_latency_ns_total: 10 * NS_PER_MS,
+            renew_latency_ns_max: 7 * NS_PER_MS,
+            leases_lost: 1,
+        }
+    );
+    assert_eq!(counters.renew_latency_ns_mean(), Some(5 * NS_PER_MS));
+}
