@@ -180,9 +180,7 @@ impl Core {
             .dflockd_client_driver()
             .call_next_deadline(&mut i.store))
     }
-}
 
-impl Core {
     /// Adds what the instance counted since the last reading to the
     /// runtime's sum (see `metrics`).
     fn absorb(&mut self) -> wasmtime::Result<()> {
