@@ -5,11 +5,13 @@
 //! `--quick` (seconds; CI's smoke test) writes to `target/bench-quick/`
 //! instead of the repository. The child modes `startup ADDR` and
 //! `scale blocking|async N ADDR` measure in a process of their own; `one
-//! CLIENT WORKERS ROUNDS ADDR` runs one client alone, for a profiler.
+//! CLIENT WORKERS ROUNDS ADDR` runs one client alone, for a profiler; `soak
+//! MINUTES` is `cargo xtask soak` (see `soak`).
 
 mod clients;
 mod report;
 mod scale;
+mod soak;
 mod startup;
 
 use std::net::SocketAddr;
@@ -44,6 +46,13 @@ fn main() {
                 _ => scale::asynchronous(addr(3), n),
             };
             println!("{}", held.to_line());
+        }
+        "soak" => {
+            let minutes: f64 = arg(1).parse().expect("the minutes to run");
+            if let Err(e) = soak::run(minutes) {
+                eprintln!("soak failed: {e}");
+                std::process::exit(1);
+            }
         }
         "one" => {
             let client = Client::ALL

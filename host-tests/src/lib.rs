@@ -15,6 +15,7 @@ pub use raw::{
 
 pub mod certs;
 pub mod interop;
+pub mod logs;
 pub mod mtls;
 pub mod proxy;
 #[allow(missing_docs)]

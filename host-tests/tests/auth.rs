@@ -4,8 +4,6 @@
 //! bounded time; the token's text appears in no rendered error and in no
 //! log line of the host (every `tracing` event is captured here).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dflockd_host::Error;
@@ -17,28 +15,9 @@ const WRONG: &str = "wrong-Auth-T0ken-9e2b";
 /// Far above the documented bound for a refused token (the connect timeout).
 const HANG: Duration = Duration::from_secs(30);
 
-/// Every log line the host writes, at every level.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn right_token_works_wrong_and_missing_are_auth_and_no_token_leaks() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .init();
+    let logs = host_tests::logs::capture(tracing::Level::TRACE);
     let server = dflockd(&["--auth-token", TOKEN]);
     let addr = server.addr;
     let mut errors = Vec::new();
@@ -98,7 +77,7 @@ fn right_token_works_wrong_and_missing_are_auth_and_no_token_leaks() {
         }
     }
     drop((conn, sem, lock));
-    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logged = logs.text();
     assert!(
         !logged.is_empty(),
         "the host logged nothing: the capture is broken"

@@ -65,6 +65,48 @@ fn free_at_server(server: &Server, key: &str) {
     );
 }
 
+/// Waits until the server counts `n` waiters on `key`.
+fn waiters_become(server: &Server, key: &str, n: u32) {
+    let mut observer = connect(server.addr);
+    eventually(
+        &format!("{n} waiter(s) on {key}"),
+        Duration::from_secs(10),
+        || {
+            let stats = observer.stats().ok()?;
+            let waiters = stats
+                .locks
+                .iter()
+                .find(|l| l.key == key)
+                .map_or(0, |l| l.waiters);
+            (u64::from(n) == u64::from(waiters)).then_some(())
+        },
+    );
+}
+
+/// Starts `lock.acquire()` on a thread; its outcome arrives on the receiver.
+fn acquiring(lock: &Arc<Holder<Exclusive>>) -> Receiver<Result<bool, Error>> {
+    let (tx, outcome) = mpsc::channel();
+    let blocked = lock.clone();
+    std::thread::spawn(move || tx.send(blocked.acquire().map(|g| g.is_some())).unwrap());
+    outcome
+}
+
+/// Connects through the proxy, sets `fault`, and expects the next acquire
+/// to time out (the server's wait plus the 10 s grace); returns the parts
+/// for what the test checks next.
+fn request_times_out(
+    key: &str,
+    fault: Fault,
+) -> (Server, proxy::FaultProxy, Arc<Holder<Exclusive>>) {
+    let (server, proxy, lock, _lost) = proxied(key);
+    works_again(&lock);
+    proxy.set(fault);
+    let lock = Arc::new(lock);
+    let outcome = acquiring(&lock).recv_timeout(Duration::from_secs(30));
+    assert_eq!(outcome.expect("no hang"), Err(Error::Timeout));
+    (server, proxy, lock)
+}
+
 /// The object works again: acquire and release through it.
 fn works_again(lock: &Holder<Exclusive>) {
     let guard = lock.acquire().unwrap().expect("granted again");
@@ -101,15 +143,8 @@ fn sigterm_ends_a_wait_and_a_held_lease_with_typed_outcomes_and_both_work_after_
             .build()
             .unwrap(),
     );
-    let (tx, waited) = mpsc::channel();
-    let blocked = waiter.clone();
-    std::thread::spawn(move || tx.send(blocked.acquire().map(|g| g.is_some())).unwrap());
-    let mut observer = connect(server.addr);
-    eventually("the waiter queues", Duration::from_secs(10), || {
-        let stats = observer.stats().ok()?;
-        (stats.locks.iter().find(|l| l.key == "fm-term")?.waiters == 1).then_some(())
-    });
-    drop(observer);
+    let waited = acquiring(&waiter);
+    waiters_become(&server, "fm-term", 1);
     server.terminate();
     // The server interrupts the wait at once and closes every connection
     // after its 2 s drain; the lease renews until then.
@@ -243,73 +278,37 @@ fn a_reply_cut_mid_line_is_a_connection_error_with_nothing_left_held() {
 
 #[test]
 fn a_reset_connection_is_one_connection_lost_loss() {
-    let (server, proxy, lock, lost) = proxied("fm-reset");
-    std::mem::forget(lock.acquire().unwrap().expect("granted"));
-    proxy.reset();
-    let bound = Duration::from_secs(10);
-    let report = lost.recv_timeout(bound).expect("lost");
-    assert_eq!(report.reason.cause, LossCause::ConnectionLost, "{report:?}");
-    free_at_server(&server, "fm-reset");
-    assert!(matches!(lock.release(), Err(Error::LockLost(_))));
-    works_again(&lock);
-    assert!(lost.try_recv().is_err(), "one report");
+    held_then("fm-reset", |p| p.reset(), LossCause::ConnectionLost);
 }
 
 #[test]
-fn a_black_hole_times_out_a_request_and_loses_a_held_lease_by_no_reply() {
-    let (server, proxy, lock, lost) = proxied("fm-hole");
-    std::mem::forget(lock.acquire().unwrap().expect("granted"));
-    proxy.set(Fault::BlackHole);
-    let report = lost.recv_timeout(Duration::from_secs(10)).expect("lost");
-    assert_eq!(report.reason.cause, LossCause::NoReply, "{report:?}");
-    assert!(matches!(lock.release(), Err(Error::LockLost(_))));
-    // A request into the hole: the acquire timeout plus the 10 s grace.
-    let other = Arc::new(
-        lock_on(proxy.addr, "fm-hole2")
-            .acquire_timeout_s(1)
-            .build()
-            .unwrap(),
-    );
-    let probe = other.clone();
-    let timed_out = within(Duration::from_secs(30), move || {
-        probe.acquire().map(|g| g.is_some())
-    });
-    assert_eq!(timed_out, Err(Error::Timeout));
+fn a_black_hole_loses_a_held_lease_by_no_reply_once() {
+    held_then("fm-hole", |p| p.set(Fault::BlackHole), LossCause::NoReply);
+}
+
+#[test]
+fn a_black_hole_times_out_a_request() {
+    let (_server, proxy, lock) = request_times_out("fm-hole-req", Fault::BlackHole);
     proxy.set(Fault::None);
-    free_at_server(&server, "fm-hole");
     works_again(&lock);
-    assert!(lost.try_recv().is_err(), "one report");
 }
 
 #[test]
 fn stalled_replies_time_out_and_the_grant_the_client_never_saw_is_released() {
-    let (server, proxy, lock, _lost) = proxied("fm-stall-down");
-    works_again(&lock);
-    proxy.set(Fault::StallReplies);
-    let probe = Arc::new(lock);
-    let waiting = probe.clone();
-    let timed_out = within(Duration::from_secs(30), move || {
-        waiting.acquire().map(|g| g.is_some())
-    });
-    assert_eq!(timed_out, Err(Error::Timeout));
+    let (server, proxy, lock) = request_times_out("fm-stall-down", Fault::StallReplies);
     // The server granted it; the client gave up and closed, so it lets go.
     free_at_server(&server, "fm-stall-down");
     proxy.set(Fault::None);
-    works_again(&probe);
+    works_again(&lock);
 }
 
 #[test]
 fn stalled_requests_lose_a_held_lease_by_no_reply_once() {
-    let (server, proxy, lock, lost) = proxied("fm-stall-up");
-    std::mem::forget(lock.acquire().unwrap().expect("granted"));
-    proxy.set(Fault::StallRequests);
-    let report = lost.recv_timeout(Duration::from_secs(10)).expect("lost");
-    assert_eq!(report.reason.cause, LossCause::NoReply, "{report:?}");
-    proxy.set(Fault::None);
-    free_at_server(&server, "fm-stall-up");
-    assert!(matches!(lock.release(), Err(Error::LockLost(_))));
-    works_again(&lock);
-    assert!(lost.try_recv().is_err(), "one report");
+    held_then(
+        "fm-stall-up",
+        |p| p.set(Fault::StallRequests),
+        LossCause::NoReply,
+    );
 }
 
 /// Holds through the proxy, applies `fault`, expects one loss of `cause`;
@@ -322,11 +321,11 @@ fn held_then(key: &str, fault: impl FnOnce(&proxy::FaultProxy), cause: LossCause
     assert_eq!(report.reason.cause, cause, "{report:?}");
     proxy.set(Fault::None);
     free_at_server(&server, key);
-    lost_once_more_is_none(&lock, &lost);
+    told_once_and_works_again(&lock, &lost);
 }
 
 /// After its one report: the lock knows, tells the next call once, works.
-fn lost_once_more_is_none(lock: &Holder<Exclusive>, lost: &Receiver<LeaseLost>) {
+fn told_once_and_works_again(lock: &Holder<Exclusive>, lost: &Receiver<LeaseLost>) {
     assert!(!lock.is_held());
     assert!(
         matches!(lock.release(), Err(Error::LockLost(_))),
@@ -363,54 +362,21 @@ fn a_reset_during_a_wait_is_a_connection_error_and_the_waiter_leaves_the_queue()
         .unwrap()
         .expect("held");
     let waiter = Arc::new(lock);
-    let blocked = waiter.clone();
-    let (tx, waited) = mpsc::channel();
-    std::thread::spawn(move || tx.send(blocked.acquire().map(|g| g.is_some())).unwrap());
-    let mut observer = connect(server.addr);
-    eventually("the waiter queues", Duration::from_secs(10), || {
-        let stats = observer.stats().ok()?;
-        (stats
-            .locks
-            .iter()
-            .find(|l| l.key == "fm-reset-wait")?
-            .waiters
-            == 1)
-            .then_some(())
-    });
+    let waited = acquiring(&waiter);
+    waiters_become(&server, "fm-reset-wait", 1);
     proxy.reset();
     let seen = waited
         .recv_timeout(Duration::from_secs(10))
         .expect("the wait ends");
     assert!(matches!(seen, Err(Error::Connection(_))), "{seen:?}");
-    eventually(
-        "the server drops the waiter",
-        Duration::from_secs(10),
-        || {
-            let stats = observer.stats().ok()?;
-            (stats
-                .locks
-                .iter()
-                .find(|l| l.key == "fm-reset-wait")?
-                .waiters
-                == 0)
-                .then_some(())
-        },
-    );
+    waiters_become(&server, "fm-reset-wait", 0);
     assert_eq!(holder.unlock("fm-reset-wait", &held.token), Ok(()));
     works_again(&waiter);
 }
 
 #[test]
 fn stalled_requests_time_out_a_request_that_never_arrives() {
-    let (_server, proxy, lock, _lost) = proxied("fm-stall-up-req");
-    works_again(&lock);
-    proxy.set(Fault::StallRequests);
-    let lock = Arc::new(lock);
-    let probe = lock.clone();
-    let timed_out = within(Duration::from_secs(30), move || {
-        probe.acquire().map(|g| g.is_some())
-    });
-    assert_eq!(timed_out, Err(Error::Timeout));
+    let (_server, proxy, lock) = request_times_out("fm-stall-up-req", Fault::StallRequests);
     proxy.set(Fault::None);
     works_again(&lock);
 }

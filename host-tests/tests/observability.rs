@@ -4,36 +4,16 @@
 //! key and fence and never a token. Alone in its binary, so that its
 //! subscriber sees only its own events.
 
-use std::io::Write;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
 use dflockd_host::Runtime;
 use host_tests::eventually;
 use host_tests::server::dflockd;
 
-/// Every log line the host writes, at every level.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn counters_and_events_follow_a_lease_from_grant_through_renewals_to_its_loss() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .init();
+    let logs = host_tests::logs::capture(tracing::Level::DEBUG);
     let mut server = dflockd(&[]);
     // A runtime of its own: its counters are this test's alone.
     let runtime = Runtime::builder()
@@ -76,7 +56,7 @@ fn counters_and_events_follow_a_lease_from_grant_through_renewals_to_its_loss() 
     });
     drop(lock);
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let fence = format!("fence={fence}");
     for (event, with_fence) in [
         ("connected", false),

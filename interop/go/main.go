@@ -6,6 +6,13 @@
 //	    release) and finally prints one line per critical section:
 //	    "<key> <start_ns> <end_ns>" on CLOCK_MONOTONIC, the clock the Rust and
 //	    Python sides read too, so the test can compare sections across processes.
+//	dflockd-interop soak --server HOST:PORT --keys a,b,c --workers W --seconds S --max-hold-ms H --lease-s L
+//	    prints "ready", waits for a line on stdin, then each of W workers, for
+//	    S seconds, takes a random key (acquire, a random hold up to H ms,
+//	    release), retrying after any error; finally prints one line per
+//	    critical section, "<key> <start_ns> <end_ns> confirmed|unconfirmed"
+//	    (confirmed: the server accepted the release, so the grant was live
+//	    throughout), and "ops <n> errors <m>" on stderr.
 //	dflockd-interop shard --n N
 //	    reads keys from stdin, one per line, and prints client.CRC32Shard(key, N).
 //	dflockd-interop tlscost --server HOST:PORT --ca FILE --rounds N
@@ -24,6 +31,7 @@ import (
 	"crypto/x509"
 	"flag"
 	"fmt"
+	"math/rand"
 	"net"
 	"os"
 	"sort"
@@ -112,6 +120,73 @@ func contend(args []string) {
 	out.Flush()
 }
 
+func soak(args []string) {
+	fs := flag.NewFlagSet("soak", flag.ExitOnError)
+	server := fs.String("server", "127.0.0.1:6388", "host:port")
+	keys := fs.String("keys", "soak", "comma-separated keys")
+	workers := fs.Int("workers", 2, "concurrent workers")
+	seconds := fs.Int("seconds", 60, "how long to run")
+	maxHoldMs := fs.Int("max-hold-ms", 50, "longest hold of a section")
+	leaseS := fs.Int("lease-s", 5, "lease of each grant")
+	fs.Parse(args)
+	keyList := strings.Split(*keys, ",")
+
+	fmt.Println("ready")
+	if _, err := bufio.NewReader(os.Stdin).ReadString('\n'); err != nil {
+		fail("waiting for the start line: %v", err)
+	}
+	deadline := time.Now().Add(time.Duration(*seconds) * time.Second)
+	type soaked struct {
+		section
+		confirmed bool
+	}
+	results := make([][]soaked, *workers)
+	errCounts := make([]int, *workers)
+	var wg sync.WaitGroup
+	for w := 0; w < *workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewSource(int64(w) + time.Now().UnixNano()))
+			for time.Now().Before(deadline) {
+				key := keyList[rng.Intn(len(keyList))]
+				lock := &client.Lock{Key: key, Servers: []string{*server}, AcquireTimeout: 10 * time.Second, LeaseTTL: *leaseS}
+				ok, err := lock.Acquire(context.Background())
+				if err != nil || !ok {
+					errCounts[w]++
+					lock.Close()
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
+				start := monoNs()
+				time.Sleep(time.Duration(rng.Intn(*maxHoldMs+1)) * time.Millisecond)
+				end := monoNs()
+				err = lock.Release(context.Background())
+				if err != nil {
+					errCounts[w]++
+				}
+				results[w] = append(results[w], soaked{section{key, start, end}, err == nil})
+			}
+		}(w)
+	}
+	wg.Wait()
+	out := bufio.NewWriter(os.Stdout)
+	ops, errs := 0, 0
+	for w, sections := range results {
+		errs += errCounts[w]
+		for _, s := range sections {
+			ops++
+			status := "unconfirmed"
+			if s.confirmed {
+				status = "confirmed"
+			}
+			fmt.Fprintf(out, "%s %d %d %s\n", s.key, s.start, s.end, status)
+		}
+	}
+	out.Flush()
+	fmt.Fprintf(os.Stderr, "ops %d errors %d\n", ops, errs)
+}
+
 func shard(args []string) {
 	fs := flag.NewFlagSet("shard", flag.ExitOnError)
 	n := fs.Int("n", 3, "number of servers")
@@ -187,6 +262,8 @@ func main() {
 	switch os.Args[1] {
 	case "contend":
 		contend(os.Args[2:])
+	case "soak":
+		soak(os.Args[2:])
 	case "shard":
 		shard(os.Args[2:])
 	case "tlscost":

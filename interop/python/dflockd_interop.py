@@ -6,6 +6,12 @@
         hold, release) and finally prints one line per critical section:
         "<key> <start_ns> <end_ns>" on CLOCK_MONOTONIC (time.monotonic_ns),
         the clock the Rust and Go sides read too.
+    python dflockd_interop.py soak --server HOST:PORT --keys a,b,c --workers W --seconds S --max-hold-ms H --lease-s L
+        as the Go side's soak: for S seconds each of W threads takes a random
+        key (acquire, a random hold up to H ms, release), retrying after any
+        error; prints "<key> <start_ns> <end_ns> confirmed|unconfirmed" per
+        section (confirmed: the server accepted the release) and "ops <n>
+        errors <m>" on stderr.
     python dflockd_interop.py shard --n N
         reads keys from stdin, one per line, and prints stable_hash_shard(key, N).
     python dflockd_interop.py bench --server HOST:PORT --workers W --rounds N --api low|lock
@@ -17,6 +23,7 @@ Run from the venv that `cargo xtask setup` makes under target/.
 """
 
 import argparse
+import random
 import sys
 import threading
 import time
@@ -71,6 +78,59 @@ def contend(args: argparse.Namespace) -> int:
         return 1
     lines = [f"{k} {s} {e}" for sections in results for (k, s, e) in sections]
     sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def soak(args: argparse.Namespace) -> int:
+    host, port = args.server.rsplit(":", 1)
+    keys = args.keys.split(",")
+    print("ready", flush=True)
+    if not sys.stdin.readline():
+        print("dflockd_interop: no start line on stdin", file=sys.stderr)
+        return 1
+    deadline = time.monotonic() + args.seconds
+    results: list[list[tuple[str, int, int, bool]]] = [[] for _ in range(args.workers)]
+    errors = [0] * args.workers
+
+    def worker(w: int) -> None:
+        rng = random.Random(w + time.monotonic_ns())
+        while time.monotonic() < deadline:
+            key = rng.choice(keys)
+            lock = SyncDistributedLock(
+                key, servers=[(host, int(port))], acquire_timeout_s=10, lease_ttl_s=args.lease_s
+            )
+            try:
+                if not lock.acquire():
+                    errors[w] += 1
+                    continue
+                start = time.monotonic_ns()
+                time.sleep(rng.randint(0, args.max_hold_ms) / 1000)
+                end = time.monotonic_ns()
+                try:
+                    confirmed = bool(lock.release())
+                except Exception:
+                    confirmed = False
+                if not confirmed:
+                    errors[w] += 1
+                results[w].append((key, start, end, confirmed))
+            except Exception:  # a server fault: counted, then again
+                errors[w] += 1
+                time.sleep(0.05)
+            finally:
+                lock.close()
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(args.workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    lines = [
+        f"{k} {s} {e} {'confirmed' if c else 'unconfirmed'}"
+        for sections in results
+        for (k, s, e, c) in sections
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+    print(f"ops {len(lines)} errors {sum(errors)}", file=sys.stderr)
     return 0
 
 
@@ -141,6 +201,13 @@ def main() -> int:
     c.add_argument("--workers", type=int, default=2)
     c.add_argument("--rounds", type=int, default=100)
     c.add_argument("--hold-us", type=int, default=200)
+    k = sub.add_parser("soak")
+    k.add_argument("--server", default="127.0.0.1:6388")
+    k.add_argument("--keys", default="soak")
+    k.add_argument("--workers", type=int, default=2)
+    k.add_argument("--seconds", type=int, default=60)
+    k.add_argument("--max-hold-ms", type=int, default=50)
+    k.add_argument("--lease-s", type=int, default=5)
     s = sub.add_parser("shard")
     s.add_argument("--n", type=int, default=3)
     b = sub.add_parser("bench")
@@ -149,7 +216,8 @@ def main() -> int:
     b.add_argument("--rounds", type=int, default=1000)
     b.add_argument("--api", choices=["low", "lock"], default="low")
     args = parser.parse_args()
-    return {"contend": contend, "shard": shard, "bench": bench}[args.mode](args)
+    modes = {"contend": contend, "soak": soak, "shard": shard, "bench": bench}
+    return modes[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ mod fuzz;
 mod python;
 
 const TARGET: &str = "wasm32-wasip2";
-const USAGE: &str = "usage: cargo xtask <build|demo|test|bench|fuzz|lint|setup>
+const USAGE: &str = "usage: cargo xtask <build|demo|test|bench|soak|fuzz|lint|setup>
   setup  install what the tests need if missing: the wasm32-wasip2 target, clang, dflockd
          (DFLOCKD_BIN, DFLOCKD_SRC, ../shared/dflockd, or go install), the Go
          interop client, and the Python client in a venv
@@ -20,6 +20,9 @@ const USAGE: &str = "usage: cargo xtask <build|demo|test|bench|fuzz|lint|setup>
   test   unit tests, the component build, and the host tests in wasmtime
   bench  [--quick] the component beside the Go and Python clients and a raw socket
          (release builds); writes BENCHMARKS.md (--quick: target/bench-quick/)
+  soak   [--minutes M] the component (blocking and async), the Go and the Python client on
+         shared keys against one dflockd for M minutes (default 10) with pauses and a
+         restart; checks that no two holders overlapped, no connection leaked, memory is flat
   fuzz   [--seconds N] each cargo-fuzz target for N s (default 60) on nightly, from the
          seeds in fuzz/seeds/; installs nightly and cargo-fuzz if missing
   lint   cargo fmt --check and cargo clippy -D warnings (native and wasm32)";
@@ -32,6 +35,7 @@ fn main() {
         "demo" => setup().and_then(|()| build()).and_then(|_| demo()),
         "test" => setup().and_then(|()| test()),
         "bench" => setup().and_then(|()| build()).and_then(|_| bench()),
+        "soak" => setup().and_then(|()| build()).and_then(|_| soak()),
         "fuzz" => fuzz::fuzz(),
         "lint" => setup().and_then(|()| lint()),
         _ => Err(USAGE.to_string()),
@@ -184,6 +188,29 @@ fn bench() -> Step {
         cmd.arg("--quick");
     }
     run(&mut cmd)
+}
+
+fn soak() -> Step {
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    let minutes = match args.iter().position(|a| a == "--minutes") {
+        None => "10".to_string(),
+        Some(i) => {
+            let m = args.get(i + 1).ok_or("--minutes needs a number")?;
+            m.parse::<f64>()
+                .map_err(|_| format!("--minutes {m}: not a number"))?;
+            m.clone()
+        }
+    };
+    run(cargo().args([
+        "run",
+        "--release",
+        "--quiet",
+        "-p",
+        "dflockd-bench",
+        "--",
+        "soak",
+        &minutes,
+    ]))
 }
 
 fn lint() -> Step {
