@@ -11,24 +11,29 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dflockd_host::{Error, Exclusive, Holder, LeaseLost, LossCause};
+use dflockd_host::{Builder, Error, Exclusive, Holder, LeaseLost, LossCause};
 use host_tests::proxy::{self, Fault};
 use host_tests::server::{dflockd, Server};
 use host_tests::{connect, eventually, lock_on, within};
 
-/// A lock on `addr` with a 2 s lease whose losses arrive on the receiver.
-fn watched(addr: std::net::SocketAddr, key: &str) -> (Holder<Exclusive>, Receiver<LeaseLost>) {
+/// A builder for a lock on `addr` with a 2 s lease and a 1 s server wait,
+/// whose losses arrive on the receiver (either flavour builds from it).
+fn watching(addr: std::net::SocketAddr, key: &str) -> (Builder<Exclusive>, Receiver<LeaseLost>) {
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
-    let lock = lock_on(addr, key)
+    let builder = lock_on(addr, key)
         .lease_ttl_s(2)
         .acquire_timeout_s(1)
         .on_lost(move |l| {
             let _ = tx.lock().unwrap().send(l.clone());
-        })
-        .build()
-        .unwrap();
-    (lock, rx)
+        });
+    (builder, rx)
+}
+
+/// [`watching`], built blocking.
+fn watched(addr: std::net::SocketAddr, key: &str) -> (Holder<Exclusive>, Receiver<LeaseLost>) {
+    let (builder, lost) = watching(addr, key);
+    (builder.build().unwrap(), lost)
 }
 
 /// The one loss of `lock`: its cause is one of `causes`; the lock, its
@@ -173,15 +178,8 @@ fn an_idle_disconnect_by_read_timeout_loses_a_held_lease_once_and_an_idle_lock_r
     // The server closes a connection that sends nothing for 1 s; a 4 s
     // lease renews only after 2 s.
     let server = dflockd(&["--read-timeout", "1"]);
-    let (tx, lost) = mpsc::channel();
-    let tx = Mutex::new(tx);
-    let holder = lock_on(server.addr, "fm-idle")
-        .lease_ttl_s(4)
-        .on_lost(move |l| {
-            let _ = tx.lock().unwrap().send(l.clone());
-        })
-        .build()
-        .unwrap();
+    let (builder, lost) = watching(server.addr, "fm-idle");
+    let holder = builder.lease_ttl_s(4).build().unwrap();
     std::mem::forget(holder.acquire().unwrap().expect("granted"));
     lost_once(
         holder,
@@ -390,18 +388,8 @@ mod asynchronous {
         addr: std::net::SocketAddr,
         key: &str,
     ) -> (AsyncLock, Receiver<LeaseLost>) {
-        let (tx, rx) = mpsc::channel();
-        let tx = Mutex::new(tx);
-        let lock = lock_on(addr, key)
-            .lease_ttl_s(2)
-            .acquire_timeout_s(1)
-            .on_lost(move |l| {
-                let _ = tx.lock().unwrap().send(l.clone());
-            })
-            .build_async()
-            .await
-            .unwrap();
-        (lock, rx)
+        let (builder, lost) = watching(addr, key);
+        (builder.build_async().await.unwrap(), lost)
     }
 
     /// Holds through the proxy, applies `fault`, expects one loss of `cause`.
