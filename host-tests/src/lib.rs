@@ -16,6 +16,7 @@ pub use raw::{
 pub mod certs;
 pub mod interop;
 pub mod logs;
+pub mod matrix;
 pub mod mtls;
 pub mod proxy;
 #[allow(missing_docs)]

@@ -1,4 +1,5 @@
-//! Generated bad input through the low-level connection: every call is a
+//! Generated bad input through the host's `Connection` and builders (the
+//! bare WIT exports have theirs in `every_export.rs`): every call is a
 //! typed `InvalidArgument`, no trap, and not one byte reaches the peer.
 //! The peer is a plain listener that only counts what it receives (no
 //! server is needed: nothing may be sent).

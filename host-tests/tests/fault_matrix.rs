@@ -5,30 +5,17 @@
 //! documented bound, a held lease's loss reported once (to `on_lost`,
 //! `is_held` and the next call), no trap, and the object works again once
 //! the fault ends. The bounds are checked with generous hang guards
-//! (`within`), not timed.
+//! (`within`), not timed. The async flavour: `fault_matrix_async.rs`.
 
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use dflockd_host::{Builder, Error, Exclusive, Holder, LeaseLost, LossCause};
+use dflockd_host::{Error, Exclusive, Holder, LeaseLost, LossCause};
+use host_tests::matrix::{free_at_server, waiters_become, watching};
 use host_tests::proxy::{self, Fault};
 use host_tests::server::{dflockd, Server};
 use host_tests::{connect, eventually, lock_on, within};
-
-/// A builder for a lock on `addr` with a 2 s lease and a 1 s server wait,
-/// whose losses arrive on the receiver (either flavour builds from it).
-fn watching(addr: std::net::SocketAddr, key: &str) -> (Builder<Exclusive>, Receiver<LeaseLost>) {
-    let (tx, rx) = mpsc::channel();
-    let tx = Mutex::new(tx);
-    let builder = lock_on(addr, key)
-        .lease_ttl_s(2)
-        .acquire_timeout_s(1)
-        .on_lost(move |l| {
-            let _ = tx.lock().unwrap().send(l.clone());
-        });
-    (builder, rx)
-}
 
 /// [`watching`], built blocking.
 fn watched(addr: std::net::SocketAddr, key: &str) -> (Holder<Exclusive>, Receiver<LeaseLost>) {
@@ -55,37 +42,6 @@ fn lost_once(
     assert_eq!(lock.release(), Ok(false), "and only once");
     drop(lock); // with it its reports: every one it made is in the channel
     assert!(lost.try_recv().is_err(), "on_lost was called once");
-}
-
-/// The key is free at the server (nothing left held by a failed client).
-fn free_at_server(server: &Server, key: &str) {
-    let mut observer = connect(server.addr);
-    eventually(
-        "the server let go of the key",
-        Duration::from_secs(15),
-        || {
-            let held = observer.stats().ok()?.locks.iter().any(|l| l.key == key);
-            (!held).then_some(())
-        },
-    );
-}
-
-/// Waits until the server counts `n` waiters on `key`.
-fn waiters_become(server: &Server, key: &str, n: u32) {
-    let mut observer = connect(server.addr);
-    eventually(
-        &format!("{n} waiter(s) on {key}"),
-        Duration::from_secs(10),
-        || {
-            let stats = observer.stats().ok()?;
-            let waiters = stats
-                .locks
-                .iter()
-                .find(|l| l.key == key)
-                .map_or(0, |l| l.waiters);
-            (u64::from(n) == u64::from(waiters)).then_some(())
-        },
-    );
 }
 
 /// Starts `lock.acquire()` on a thread; its outcome arrives on the receiver.
@@ -138,6 +94,22 @@ fn a_server_paused_past_the_lease_is_one_no_reply_loss_and_the_lock_works_after(
 }
 
 #[test]
+fn a_server_paused_shorter_than_the_lease_keeps_it() {
+    let server = dflockd(&[]);
+    let (builder, lost) = watching(server.addr, "fm-short-pause");
+    let lock = builder.lease_ttl_s(4).build().unwrap();
+    let guard = lock.acquire().unwrap().expect("granted");
+    // The fault's length, not a wait for an event: the renewal at 2 s is
+    // answered when the server goes on at 2.5 s, inside the 4 s lease.
+    server.pause();
+    std::thread::sleep(Duration::from_millis(2_500));
+    server.resume();
+    assert_eq!(guard.renew().map(|s| s > 0), Ok(true));
+    assert_eq!(guard.release(), Ok(true));
+    assert!(lost.try_recv().is_err(), "nothing lost");
+}
+
+#[test]
 fn sigterm_ends_a_wait_and_a_held_lease_with_typed_outcomes_and_both_work_after_a_restart() {
     let mut server = dflockd(&["--shutdown-timeout", "2"]);
     let (holder, lost) = watched(server.addr, "fm-term");
@@ -149,7 +121,7 @@ fn sigterm_ends_a_wait_and_a_held_lease_with_typed_outcomes_and_both_work_after_
             .unwrap(),
     );
     let waited = acquiring(&waiter);
-    waiters_become(&server, "fm-term", 1);
+    waiters_become(server.addr, "fm-term", 1);
     server.terminate();
     // The server interrupts the wait at once and closes every connection
     // after its 2 s drain; the lease renews until then.
@@ -187,7 +159,7 @@ fn an_idle_disconnect_by_read_timeout_loses_a_held_lease_once_and_an_idle_lock_r
         Duration::from_secs(10),
         &[LossCause::ConnectionLost],
     );
-    free_at_server(&server, "fm-idle");
+    free_at_server(server.addr, "fm-idle");
     let idle = lock_on(server.addr, "fm-idle2").build().unwrap();
     works_again(&idle);
     let mut observer = connect(server.addr);
@@ -269,7 +241,7 @@ fn a_reply_cut_mid_line_is_a_connection_error_with_nothing_left_held() {
         cut.map(|g| g.is_some())
     );
     assert!(!lock.is_held());
-    free_at_server(&server, "fm-cut");
+    free_at_server(server.addr, "fm-cut");
     proxy.set(Fault::None);
     works_again(&lock);
 }
@@ -295,7 +267,7 @@ fn a_black_hole_times_out_a_request() {
 fn stalled_replies_time_out_and_the_grant_the_client_never_saw_is_released() {
     let (server, proxy, lock) = request_times_out("fm-stall-down", Fault::StallReplies);
     // The server granted it; the client gave up and closed, so it lets go.
-    free_at_server(&server, "fm-stall-down");
+    free_at_server(server.addr, "fm-stall-down");
     proxy.set(Fault::None);
     works_again(&lock);
 }
@@ -318,7 +290,7 @@ fn held_then(key: &str, fault: impl FnOnce(&proxy::FaultProxy), cause: LossCause
     let report = lost.recv_timeout(Duration::from_secs(10)).expect("lost");
     assert_eq!(report.reason.cause, cause, "{report:?}");
     proxy.set(Fault::None);
-    free_at_server(&server, key);
+    free_at_server(server.addr, key);
     told_once_and_works_again(&lock, &lost);
 }
 
@@ -361,13 +333,13 @@ fn a_reset_during_a_wait_is_a_connection_error_and_the_waiter_leaves_the_queue()
         .expect("held");
     let waiter = Arc::new(lock);
     let waited = acquiring(&waiter);
-    waiters_become(&server, "fm-reset-wait", 1);
+    waiters_become(server.addr, "fm-reset-wait", 1);
     proxy.reset();
     let seen = waited
         .recv_timeout(Duration::from_secs(10))
         .expect("the wait ends");
     assert!(matches!(seen, Err(Error::Connection(_))), "{seen:?}");
-    waiters_become(&server, "fm-reset-wait", 0);
+    waiters_become(server.addr, "fm-reset-wait", 0);
     assert_eq!(holder.unlock("fm-reset-wait", &held.token), Ok(()));
     works_again(&waiter);
 }
@@ -377,63 +349,4 @@ fn stalled_requests_time_out_a_request_that_never_arrives() {
     let (_server, proxy, lock) = request_times_out("fm-stall-up-req", Fault::StallRequests);
     proxy.set(Fault::None);
     works_again(&lock);
-}
-
-/// The async flavour under the faults that end a held lease.
-mod asynchronous {
-    use super::*;
-    use dflockd_host::asynchronous::AsyncLock;
-
-    async fn watched_async(
-        addr: std::net::SocketAddr,
-        key: &str,
-    ) -> (AsyncLock, Receiver<LeaseLost>) {
-        let (builder, lost) = watching(addr, key);
-        (builder.build_async().await.unwrap(), lost)
-    }
-
-    /// Holds through the proxy, applies `fault`, expects one loss of `cause`.
-    async fn one_loss(key: &str, fault: impl FnOnce(&proxy::FaultProxy), cause: LossCause) {
-        let server = dflockd(&[]);
-        let proxy = proxy::start(server.addr);
-        let (lock, lost) = watched_async(proxy.addr, key).await;
-        let granted = lock.enqueue().await.unwrap(); // held, and no guard to drop
-        assert!(matches!(granted, dflockd_host::Enqueued::Acquired(_)));
-        fault(&proxy);
-        let report = tokio::task::spawn_blocking(move || {
-            let report = lost.recv_timeout(Duration::from_secs(10));
-            (report, lost)
-        });
-        let (report, lost) = report.await.unwrap();
-        let report = report.expect("lost");
-        assert_eq!(report.reason.cause, cause, "{report:?}");
-        assert!(!lock.is_held());
-        assert!(matches!(lock.release().await, Err(Error::LockLost(_))));
-        assert_eq!(lock.release().await, Ok(false), "told once");
-        proxy.set(Fault::None);
-        free_at_server(&server, key);
-        let guard = lock.acquire().await.unwrap().expect("works again");
-        assert_eq!(guard.release().await, Ok(true));
-        assert!(lost.try_recv().is_err(), "one report");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_reset_is_one_connection_lost_loss() {
-        one_loss("fma-reset", |p| p.reset(), LossCause::ConnectionLost).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_black_hole_is_one_no_reply_loss() {
-        one_loss("fma-hole", |p| p.set(Fault::BlackHole), LossCause::NoReply).await;
-    }
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn stalled_requests_are_one_no_reply_loss() {
-        one_loss(
-            "fma-stall-up",
-            |p| p.set(Fault::StallRequests),
-            LossCause::NoReply,
-        )
-        .await;
-    }
 }
