@@ -21,6 +21,7 @@ pub mod mtls;
 pub mod proxy;
 #[allow(missing_docs)]
 pub mod raw;
+pub mod scenarios;
 pub mod server;
 pub mod standin;
 

@@ -112,6 +112,11 @@ fn spawn(addr: SocketAddr, flags: &[String], log: &Arc<Mutex<Vec<String>>>) -> C
 }
 
 impl Server {
+    /// The server's process id (for a foreign runner's `kill`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the server now (SIGKILL): its clients see their connections reset.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

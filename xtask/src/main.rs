@@ -8,16 +8,19 @@ use std::process::{exit, Command};
 
 mod dflockd;
 mod fuzz;
+mod hosts;
 mod python;
 
-const TARGET: &str = "wasm32-wasip2";
-const USAGE: &str = "usage: cargo xtask <build|demo|test|bench|soak|fuzz|lint|setup>
+pub(crate) const TARGET: &str = "wasm32-wasip2";
+const USAGE: &str = "usage: cargo xtask <build|demo|test|test-hosts|bench|soak|fuzz|lint|setup>
   setup  install what the tests need if missing: the wasm32-wasip2 target, clang, dflockd
          (DFLOCKD_BIN, DFLOCKD_SRC, ../shared/dflockd, or go install), the Go
          interop client, and the Python client in a venv
   build  build the component (profile guest: for size) and print its size
   demo   build, load it in wasmtime and show it working (the README's main command)
-  test   unit tests, the component build, and the host tests in wasmtime
+  test   unit tests, the component build, and the host tests in wasmtime (test-hosts included)
+  test-hosts  the conformance scenarios in the Rust host, Node (jco) and Python (wasmtime-py),
+         and the composed app; installs the npm packages and the wasmtime-py venv if missing
   bench  [--quick] the component beside the Go and Python clients and a raw socket
          (release builds); writes BENCHMARKS.md (--quick: target/bench-quick/)
   soak   [--minutes M] the component (blocking and async), the Go and the Python client on
@@ -34,6 +37,7 @@ fn main() {
         "build" => setup().and_then(|()| build()).map(drop),
         "demo" => setup().and_then(|()| build()).and_then(|_| demo()),
         "test" => setup().and_then(|()| test()),
+        "test-hosts" => setup().and_then(|()| test_hosts()),
         "bench" => setup().and_then(|()| build()).and_then(|_| bench()),
         "soak" => setup().and_then(|()| build()).and_then(|_| soak()),
         "fuzz" => fuzz::fuzz(),
@@ -55,7 +59,7 @@ pub(crate) fn root() -> PathBuf {
         .unwrap_or_default()
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root());
     cmd
@@ -168,7 +172,7 @@ fn demo() -> Step {
 
 fn test() -> Step {
     run(cargo().args(["test", "-p", "dflockd-core", "-p", "dflockd-component"]))?;
-    build()?;
+    hosts::setup(&build()?)?;
     run(cargo().args([
         "test",
         "-p",
@@ -177,6 +181,19 @@ fn test() -> Step {
         "host-tests",
         "-p",
         "dflockd-examples",
+    ]))
+}
+
+fn test_hosts() -> Step {
+    hosts::setup(&build()?)?;
+    run(cargo().args([
+        "test",
+        "-p",
+        "host-tests",
+        "--test",
+        "hosts",
+        "--test",
+        "compose",
     ]))
 }
 

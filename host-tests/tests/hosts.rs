@@ -1,0 +1,189 @@
+//! The conformance scenarios (`hosts/scenarios.json`) in every host, each
+//! against its own real dflockd v1.10.0 servers: the Rust host blocking
+//! and async, Node through jco (`hosts/node`), Python through wasmtime-py
+//! (`hosts/python`). `cargo xtask test-hosts` installs the Node packages,
+//! transpiles the component and makes the Python venv first; without
+//! them these tests fail saying so.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use dflockd_host::asynchronous::AsyncHolder;
+use dflockd_host::{Builder, Counting, Enqueued, Error, Exclusive, Holder};
+use host_tests::scenarios::{self, hosts_dir, Flavour, Object, Scenario, Servers};
+
+/// Runs every scenario in-process through `flavour`; panics listing the failures.
+fn every_scenario(flavour: &dyn Flavour) {
+    let failures: Vec<String> = scenarios::load()
+        .iter()
+        .filter_map(|scenario| {
+            let mut servers = scenarios::start(scenario);
+            scenarios::run(scenario, &mut servers, flavour)
+                .err()
+                .map(|why| format!("{}: {why}", scenario.name))
+        })
+        .collect();
+    assert!(failures.is_empty(), "failed:\n{}", failures.join("\n"));
+}
+
+struct Blocking;
+
+/// A blocking holder (a local type: the trait and `Holder` are both foreign here).
+struct BlockingObject<K>(Holder<K>);
+
+impl<K: 'static> Object for BlockingObject<K> {
+    fn acquire(&self) -> Result<bool, Error> {
+        // The grant stays held until the scenario releases it.
+        Ok(self.0.acquire()?.map(std::mem::forget).is_some())
+    }
+    fn enqueue(&self) -> Result<Enqueued, Error> {
+        self.0.enqueue()
+    }
+    fn wait(&self, timeout_s: u64) -> Result<bool, Error> {
+        Ok(self
+            .0
+            .wait(Some(timeout_s))?
+            .map(std::mem::forget)
+            .is_some())
+    }
+    fn release(&self) -> Result<bool, Error> {
+        self.0.release()
+    }
+    fn is_held(&self) -> bool {
+        self.0.is_held()
+    }
+    fn close(&self) -> Result<(), Error> {
+        self.0.close()
+    }
+}
+
+impl Flavour for Blocking {
+    fn lock(&self, builder: Builder<Exclusive>) -> Result<Box<dyn Object>, Error> {
+        Ok(Box::new(BlockingObject(builder.build()?)))
+    }
+    fn semaphore(&self, builder: Builder<Counting>) -> Result<Box<dyn Object>, Error> {
+        Ok(Box::new(BlockingObject(builder.build()?)))
+    }
+}
+
+/// The async API, each call awaited on a multi-thread tokio runtime.
+struct Async(tokio::runtime::Runtime);
+
+struct AsyncObject<K> {
+    holder: AsyncHolder<K>,
+    rt: tokio::runtime::Handle,
+}
+
+impl<K: 'static> Object for AsyncObject<K> {
+    fn acquire(&self) -> Result<bool, Error> {
+        let granted = self.rt.block_on(self.holder.acquire())?;
+        Ok(granted.map(std::mem::forget).is_some())
+    }
+    fn enqueue(&self) -> Result<Enqueued, Error> {
+        self.rt.block_on(self.holder.enqueue())
+    }
+    fn wait(&self, timeout_s: u64) -> Result<bool, Error> {
+        let granted = self.rt.block_on(self.holder.wait(Some(timeout_s)))?;
+        Ok(granted.map(std::mem::forget).is_some())
+    }
+    fn release(&self) -> Result<bool, Error> {
+        self.rt.block_on(self.holder.release())
+    }
+    fn is_held(&self) -> bool {
+        self.holder.is_held()
+    }
+    fn close(&self) -> Result<(), Error> {
+        self.rt.block_on(self.holder.close())
+    }
+}
+
+impl Flavour for Async {
+    fn lock(&self, builder: Builder<Exclusive>) -> Result<Box<dyn Object>, Error> {
+        let holder = self.0.block_on(builder.build_async())?;
+        let rt = self.0.handle().clone();
+        Ok(Box::new(AsyncObject { holder, rt }))
+    }
+    fn semaphore(&self, builder: Builder<Counting>) -> Result<Box<dyn Object>, Error> {
+        let holder = self.0.block_on(builder.build_async())?;
+        let rt = self.0.handle().clone();
+        Ok(Box::new(AsyncObject { holder, rt }))
+    }
+}
+
+#[test]
+fn the_rust_host_blocking_passes_every_scenario() {
+    every_scenario(&Blocking);
+}
+
+#[test]
+fn the_rust_host_async_passes_every_scenario() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    every_scenario(&Async(rt));
+}
+
+/// Runs a foreign runner over every scenario, each with servers of its
+/// own, and checks that it passed every one by name.
+fn foreign(program: &Path, runner: &Path) {
+    let all = scenarios::load();
+    let started: Vec<(&Scenario, Servers)> = all.iter().map(|s| (s, scenarios::start(s))).collect();
+    let file = std::env::temp_dir().join(format!("dflockd-hosts-{}.json", std::process::id()));
+    let servers = scenarios::servers_file(&started);
+    std::fs::write(&file, servers.to_string()).expect("write the servers file");
+    let out = Command::new(program)
+        .arg(runner)
+        .arg(hosts_dir().join("scenarios.json"))
+        .arg(&file)
+        .env("DFLOCKD_COMPONENT", host_tests::component_path())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", program.display()));
+    let _ = std::fs::remove_file(&file);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{} failed:\n{report}",
+        runner.display()
+    );
+    for scenario in &all {
+        let ok = format!("ok {}", scenario.name);
+        assert!(
+            stdout.lines().any(|l| l.trim() == ok),
+            "no `{ok}` from {}:\n{report}",
+            runner.display()
+        );
+    }
+}
+
+/// A prerequisite `cargo xtask test-hosts` makes; a loud failure without it.
+fn prepared(path: PathBuf, what: &str) -> PathBuf {
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask test-hosts` (it {what})",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn node_through_jco_passes_every_scenario() {
+    let node = hosts_dir().join("node");
+    prepared(
+        node.join("gen/dflockd.js"),
+        "installs the npm packages and transpiles the component with jco",
+    );
+    foreign(Path::new("node"), &node.join("run-scenarios.mjs"));
+}
+
+#[test]
+fn python_through_wasmtime_py_passes_every_scenario() {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/hosts-venv");
+    let python = prepared(
+        venv.join("bin/python"),
+        "makes a venv with the pinned wasmtime-py",
+    );
+    foreign(&python, &hosts_dir().join("python/run_scenarios.py"));
+}
