@@ -9,6 +9,7 @@
 //! MINUTES` is `cargo xtask soak` (see `soak`).
 
 mod clients;
+mod hosts;
 mod report;
 mod scale;
 mod soak;
@@ -29,7 +30,7 @@ pub fn named_value(text: &str, name: &str) -> Option<f64> {
     words.next()?.parse().ok()
 }
 
-fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
@@ -136,8 +137,16 @@ fn run(quick: bool) {
             }
         }
     }
+    let hosts = match hosts::measure(server.addr, if quick { 1.0 } else { 5.0 }) {
+        Ok(figures) => figures,
+        Err(e) => {
+            failures.push(format!("other hosts: {e}"));
+            Vec::new()
+        }
+    };
     let component = host_tests::component_path();
     let results = Results {
+        hosts,
         quick,
         workers,
         throughput,

@@ -29,6 +29,8 @@ pub struct Results {
     pub component_bytes: u64,
     /// How many repetitions each figure is the median of.
     pub repetitions: usize,
+    /// The component in the other hosts: (name, ops/s at 1 worker).
+    pub hosts: Vec<crate::hosts::Figure>,
 }
 
 fn machine() -> String {
@@ -185,6 +187,7 @@ pub fn markdown(r: &Results, chart: &str) -> String {
             let _ = writeln!(md, "- {s}");
         }
     }
+    hosts_section(&mut md, r);
     let _ = writeln!(md, "\n## Before and after issue 10\n");
     let _ = write!(md, "{}", include_str!("../issue-10.md"));
     let _ = writeln!(md, "\n## Where the time goes\n");
@@ -300,4 +303,36 @@ pub fn chart(r: &Results, path: &Path) -> Result<(), String> {
         .draw()
         .map_err(|e| e.to_string())?;
     root.present().map_err(|e| e.to_string())
+}
+
+/// The same component in every host, at 1 worker: the Rust host's figures
+/// from the table above beside the hosts of `hosts/`.
+fn hosts_section(md: &mut String, r: &Results) {
+    let _ = writeln!(md, "\n## The same component in other hosts\n");
+    let _ = writeln!(
+        md,
+        "Acquire+release of one key at 1 worker, the same `dflockd_component.wasm` in each \
+         host, against the same server in the same run. Node runs jco 1.35.0's transpilation \
+         on V8 (`node-jco`: the wrapper, each call a message to the worker that holds the \
+         instance; `node-jco-raw`: the bindings called inside that worker); Python runs \
+         wasmtime-py 47.0.1 (`python-wasmtime`: the wrapper).\n"
+    );
+    let _ = writeln!(md, "| host | ops/s, 1 worker |\n|---|---|");
+    let at_one = r.workers.iter().position(|w| *w == 1);
+    for (client, samples) in &r.throughput {
+        if !matches!(client, Client::ComponentLock | Client::ComponentAsyncLock) {
+            continue;
+        }
+        if let Some(Some(s)) = at_one.and_then(|i| samples.get(i)) {
+            let _ = writeln!(
+                md,
+                "| Rust (`dflockd-host`, wasmtime 48): {} | {:.0} |",
+                client.name(),
+                s.throughput()
+            );
+        }
+    }
+    for (name, ops) in &r.hosts {
+        let _ = writeln!(md, "| {name} | {ops:.0} |");
+    }
 }

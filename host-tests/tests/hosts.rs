@@ -130,7 +130,10 @@ fn the_rust_host_async_passes_every_scenario() {
 fn foreign(program: &Path, runner: &Path) {
     let all = scenarios::load();
     let started: Vec<(&Scenario, Servers)> = all.iter().map(|s| (s, scenarios::start(s))).collect();
-    let file = std::env::temp_dir().join(format!("dflockd-hosts-{}.json", std::process::id()));
+    // One file per runner: the tests run in parallel in one process.
+    let name = runner.file_stem().unwrap_or_default().to_string_lossy();
+    let file =
+        std::env::temp_dir().join(format!("dflockd-hosts-{}-{name}.json", std::process::id()));
     let servers = scenarios::servers_file(&started);
     std::fs::write(&file, servers.to_string()).expect("write the servers file");
     let out = Command::new(program)
@@ -186,4 +189,73 @@ fn python_through_wasmtime_py_passes_every_scenario() {
         "makes a venv with the pinned wasmtime-py",
     );
     foreign(&python, &hosts_dir().join("python/run_scenarios.py"));
+}
+
+/// Runs `program args` in `dir` with `env`; its stdout, or a panic with everything it said.
+fn output_of(program: &Path, args: &[&str], dir: &Path, env: &[(&str, String)]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("DFLOCKD_COMPONENT", host_tests::component_path())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", program.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed:\n{stdout}\n{stderr}",
+        program.display()
+    );
+    format!("{stdout}\n{stderr}")
+}
+
+fn venv_python() -> PathBuf {
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/hosts-venv");
+    prepared(
+        venv.join("bin/python"),
+        "makes a venv with the pinned wasmtime-py",
+    )
+}
+
+#[test]
+fn the_pinned_wasmtime_py_has_tcp_and_a_sandbox_without_it_says_why() {
+    // Fails loudly, naming the version, if a wasmtime-py without TCP is installed.
+    let bin = host_tests::server::dflockd_path().display().to_string();
+    let said = output_of(
+        &venv_python(),
+        &["-m", "unittest", "-v", "test_network"],
+        &hosts_dir().join("python"),
+        &[("DFLOCKD_BIN", bin)],
+    );
+    assert!(said.contains("OK") && !said.contains("skipped"), "{said}");
+}
+
+#[test]
+fn the_node_and_python_examples_run_against_the_real_server() {
+    let server = host_tests::server::dflockd(&[]);
+    let env = [
+        ("DFLOCKD_HOST", server.addr.ip().to_string()),
+        ("DFLOCKD_PORT", server.addr.port().to_string()),
+    ];
+    let node = hosts_dir().join("node");
+    prepared(
+        node.join("gen/dflockd.js"),
+        "transpiles the component with jco",
+    );
+    let said = output_of(Path::new("node"), &["example.mjs"], &node, &env);
+    assert!(
+        said.contains("acquired my-key") && said.contains("released = true"),
+        "{said}"
+    );
+    let said = output_of(
+        &venv_python(),
+        &["example.py"],
+        &hosts_dir().join("python"),
+        &env,
+    );
+    assert!(
+        said.contains("acquired: key=my-key") && said.contains("released"),
+        "{said}"
+    );
 }

@@ -38,7 +38,10 @@ fn main() {
         "demo" => setup().and_then(|()| build()).and_then(|_| demo()),
         "test" => setup().and_then(|()| test()),
         "test-hosts" => setup().and_then(|()| test_hosts()),
-        "bench" => setup().and_then(|()| build()).and_then(|_| bench()),
+        "bench" => setup()
+            .and_then(|()| build())
+            .and_then(|wasm| hosts::setup(&wasm))
+            .and_then(|()| bench()),
         "soak" => setup().and_then(|()| build()).and_then(|_| soak()),
         "fuzz" => fuzz::fuzz(),
         "lint" => setup().and_then(|()| lint()),

@@ -1,0 +1,79 @@
+"""`stats`: the server's tables, through the component's low-level `connection`."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ._bindings import field, server, settings
+from ._runtime import Runtime, for_thread
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """A held lock."""
+
+    key: str
+    owner_conn_id: int
+    lease_expires_in_s: float
+    waiters: int
+
+
+@dataclass(frozen=True)
+class SemaphoreInfo:
+    """A semaphore with holders."""
+
+    key: str
+    limit: int
+    holders: int
+    waiters: int
+
+
+@dataclass(frozen=True)
+class IdleInfo:
+    """A key nobody holds that the server still remembers."""
+
+    key: str
+    idle_s: float
+
+
+@dataclass(frozen=True)
+class Stats:
+    """The server's `stats` reply; `cluster` is a clustered server's raw JSON."""
+
+    connections: int
+    locks: list[LockInfo]
+    semaphores: list[SemaphoreInfo]
+    idle_locks: list[IdleInfo]
+    idle_semaphores: list[IdleInfo]
+    cluster: str | None
+
+
+_T = TypeVar("_T")
+
+
+def _plain(cls: type[_T], record: Any) -> _T:
+    """A WIT record as `cls`, whose fields are the record's with `_` for `-`."""
+    return cls(**{f.name: field(record, f.name.replace("_", "-")) for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
+
+
+def stats(host: str, port: int, auth_token: str | None = None, runtime: Runtime | None = None) -> Stats:
+    """Opens a connection to one server, asks for its `stats`, closes it."""
+    runtime = runtime or for_thread()
+    secrets = (auth_token,)
+    connection = runtime.call_ok(
+        "connection", "[static]connection.open", server(host, port), settings(auth_token=auth_token), secrets=secrets
+    )
+    try:
+        reply = runtime.call_ok("connection", "[method]connection.stats", connection, secrets=secrets)
+    finally:
+        runtime.drop(connection)  # the destructor closes the connection
+    return Stats(
+        connections=reply.connections,
+        locks=[_plain(LockInfo, r) for r in reply.locks],
+        semaphores=[_plain(SemaphoreInfo, r) for r in reply.semaphores],
+        idle_locks=[_plain(IdleInfo, r) for r in field(reply, "idle-locks")],
+        idle_semaphores=[_plain(IdleInfo, r) for r in field(reply, "idle-semaphores")],
+        cluster=reply.cluster,
+    )
