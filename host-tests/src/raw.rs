@@ -30,6 +30,16 @@ pub struct State {
     table: ResourceTable,
 }
 
+impl State {
+    /// A state around `ctx`, with an empty resource table.
+    pub fn new(ctx: WasiCtx) -> Self {
+        State {
+            ctx,
+            table: ResourceTable::new(),
+        }
+    }
+}
+
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
@@ -68,10 +78,7 @@ impl Raw {
     /// A new instance whose only network reach is TCP to `allowed` (the
     /// sandbox `dflockd-host` gives its own instances).
     pub fn instance(&self, allowed: &[SocketAddr]) -> wasmtime::Result<Instance> {
-        let state = State {
-            ctx: dflockd_host::sandbox(allowed),
-            table: ResourceTable::new(),
-        };
+        let state = State::new(dflockd_host::sandbox(allowed));
         let mut store = Store::new(&self.engine, state);
         let client = self.pre.instantiate(&mut store)?;
         Ok(Instance { store, client })

@@ -9,27 +9,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use host_tests::raw::State;
 use host_tests::server::dflockd;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker};
 use wasmtime::Store;
 use wasmtime_wasi::p2::bindings::sync::Command;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::sockets::SocketAddrUse;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-
-struct State {
-    ctx: WasiCtx,
-    table: ResourceTable,
-}
-
-impl WasiView for State {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.ctx,
-            table: &mut self.table,
-        }
-    }
-}
+use wasmtime_wasi::WasiCtx;
 
 /// The composed command; made by `cargo xtask test-hosts`.
 fn composed() -> PathBuf {
@@ -75,10 +62,7 @@ fn the_composed_app_holds_a_lock_through_two_leases_against_the_real_server() {
         MemoryOutputPipe::new(1 << 16),
         MemoryOutputPipe::new(1 << 16),
     );
-    let state = State {
-        ctx: context(server.addr, &stdout, &stderr),
-        table: ResourceTable::new(),
-    };
+    let state = State::new(context(server.addr, &stdout, &stderr));
     let mut store = Store::new(engine, state);
     let command = Command::instantiate(&mut store, &component, &linker).expect("instantiate");
     let ran = command

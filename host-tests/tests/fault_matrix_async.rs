@@ -320,6 +320,14 @@ async fn waiting(key: &str, flags: &[&str]) -> (Rig, Waiter) {
     (rig, task)
 }
 
+/// Restarts the rig's server; the waiter works again.
+async fn restarted_and_works(rig: &mut Rig, waiter: &AsyncLock) {
+    rig.server.restart();
+    let guard = guarded("acquire", waiter.acquire()).await.unwrap();
+    let guard = guard.expect("works again");
+    assert_eq!(guarded("release", guard.release()).await, Ok(true));
+}
+
 /// The waiting task: its outcome, and the lock for what comes next.
 type Waiter = tokio::task::JoinHandle<(Result<bool, Error>, Arc<AsyncLock>)>;
 
@@ -357,12 +365,7 @@ async fn sigterm_ends_a_wait_with_a_typed_error_and_it_works_after_a_restart() {
         matches!(seen, Err(Error::Connection(_) | Error::Server(_))),
         "{seen:?}"
     );
-    rig.server.restart();
-    let guard = guarded("acquire", waiter.acquire())
-        .await
-        .unwrap()
-        .expect("works again");
-    assert_eq!(guarded("release", guard.release()).await, Ok(true));
+    restarted_and_works(&mut rig, &waiter).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -372,12 +375,7 @@ async fn a_killed_server_ends_a_wait_with_a_connection_error() {
     rig.server.kill();
     let (seen, waiter) = guarded("the wait", task).await.unwrap();
     assert!(matches!(seen, Err(Error::Connection(_))), "{seen:?}");
-    rig.server.restart();
-    let guard = guarded("acquire", waiter.acquire())
-        .await
-        .unwrap()
-        .expect("works again");
-    assert_eq!(guarded("release", guard.release()).await, Ok(true));
+    restarted_and_works(&mut rig, &waiter).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -102,7 +102,7 @@ fn setup_wac() -> Result<PathBuf, String> {
     if version.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(WAC)) {
         return Ok(wac);
     }
-    run(Command::new(env!("CARGO"))
+    run(crate::cargo()
         .args([
             "install",
             "wac-cli",
@@ -119,16 +119,14 @@ fn setup_wac() -> Result<PathBuf, String> {
 /// `examples/compose`: the app component, plugged with `component` by wac.
 fn compose(component: &Path) -> Step {
     let wac = setup_wac()?;
-    run(Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "--target",
-            crate::TARGET,
-            "-p",
-            "compose-app",
-        ])
-        .current_dir(root()))?;
+    run(crate::cargo().args([
+        "build",
+        "--release",
+        "--target",
+        crate::TARGET,
+        "-p",
+        "compose-app",
+    ]))?;
     let app = root()
         .join("target")
         .join(crate::TARGET)
