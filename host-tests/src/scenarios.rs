@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use dflockd_host::{Builder, Enqueued, Error, LeaseLost, LossCause};
 use serde_json::{json, Value};
@@ -137,10 +137,41 @@ pub fn cause_tag(cause: LossCause) -> &'static str {
     }
 }
 
+/// The loss reports an object has had, with a wake-up for each new one.
+#[derive(Default)]
+struct Reports {
+    seen: Mutex<Vec<LeaseLost>>,
+    arrived: Condvar,
+}
+
+impl Reports {
+    fn push(&self, loss: &LeaseLost) {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(loss.clone());
+        self.arrived.notify_all();
+    }
+
+    fn all(&self) -> Vec<LeaseLost> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Every report once at least one has come, or what there is after `within`.
+    fn after_the_first(&self, within: Duration) -> Vec<LeaseLost> {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let waited = self
+            .arrived
+            .wait_timeout_while(seen, within, |seen| seen.is_empty());
+        let (seen, _) = waited.unwrap_or_else(|p| p.into_inner());
+        seen.clone()
+    }
+}
+
 /// An object and the loss reports it has had.
 struct Opened {
     object: Box<dyn Object>,
-    losses: Arc<Mutex<Vec<LeaseLost>>>,
+    losses: Arc<Reports>,
 }
 
 /// Runs one scenario through `flavour`; `Err` says which step failed and why.
@@ -207,7 +238,7 @@ fn configure<K>(
     builder: Builder<K>,
     step: &Value,
     server: &Server,
-    losses: &Arc<Mutex<Vec<LeaseLost>>>,
+    losses: &Arc<Reports>,
 ) -> Builder<K> {
     let mut b = builder.server(server.addr.ip().to_string(), server.addr.port());
     if let Some(s) = u64_of(step, "lease_ttl_s") {
@@ -220,12 +251,7 @@ fn configure<K>(
         b = b.auth_token(token);
     }
     let losses = losses.clone();
-    b.on_lost(move |l| {
-        losses
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(l.clone())
-    })
+    b.on_lost(move |l| losses.push(l))
 }
 
 fn step_once(
@@ -279,13 +305,7 @@ fn step_once(
     }
     let opened = objects.get(str_of(step, "id")).ok_or("no such object")?;
     let object = &opened.object;
-    let losses = || {
-        opened
-            .losses
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    };
+    let losses = &opened.losses;
     match op {
         "acquire" => expect(
             step,
@@ -323,11 +343,7 @@ fn step_once(
         }
         "lost" => {
             let within = Duration::from_secs(u64_of(step, "within_s").unwrap_or(10));
-            let started = Instant::now();
-            while losses().is_empty() && started.elapsed() < within {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            match losses().as_slice() {
+            match losses.after_the_first(within).as_slice() {
                 [one] if cause_tag(one.reason.cause) == str_of(step, "cause") => Ok(()),
                 reports => Err(format!(
                     "expected one {:?} loss, got {reports:?}",
@@ -335,7 +351,7 @@ fn step_once(
                 )),
             }
         }
-        "losses" => expect(step, Ok::<_, Error>(json!(losses().len()))),
+        "losses" => expect(step, Ok::<_, Error>(json!(losses.all().len()))),
         other => Err(format!("unknown op {other:?}")),
     }
 }
