@@ -1,6 +1,8 @@
 //! The clients under test, each doing acquire+release on its own key over
 //! one persistent connection per worker, the way the upstream Go benchmark
-//! (`cmd/bench`) does: what is measured is the lock round trip.
+//! (`cmd/bench`) does: what is measured is the lock round trip. The Go
+//! client is measured only when `DFLOCKD_GO_BENCH` names a `cmd/bench`
+//! binary the user has (this project builds none).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -46,7 +48,8 @@ impl Sample {
 pub enum Client {
     /// A plain std `TcpStream` speaking the protocol: the floor.
     RawSocket,
-    /// The upstream Go client, `cmd/bench` (low-level Acquire/Release).
+    /// The upstream Go client, `cmd/bench` (low-level Acquire/Release), at
+    /// `$DFLOCKD_GO_BENCH`.
     Go,
     /// The Python client 2.1.1, low-level functions.
     PythonLow,
@@ -75,6 +78,16 @@ impl Client {
         Client::ComponentLock,
         Client::ComponentAsyncLock,
     ];
+
+    /// The clients this run measures: all but the Go client unless
+    /// `DFLOCKD_GO_BENCH` is set.
+    pub fn measured() -> Vec<Client> {
+        let go = go_bench().is_some();
+        Client::ALL
+            .into_iter()
+            .filter(|c| go || *c != Client::Go)
+            .collect()
+    }
 
     /// The name in tables and the chart.
     pub fn name(self) -> &'static str {
@@ -253,8 +266,13 @@ fn component_async(addr: SocketAddr, workers: usize, rounds: usize) -> Sample {
     })
 }
 
+/// The user's Go `cmd/bench` binary, if any.
+fn go_bench() -> Option<std::path::PathBuf> {
+    std::env::var_os("DFLOCKD_GO_BENCH").map(Into::into)
+}
+
 fn go(addr: SocketAddr, workers: usize, rounds: usize) -> Result<Sample, String> {
-    let bin = host_tests::server::dflockd_dir().join("dflockd-bench");
+    let bin = go_bench().ok_or("set DFLOCKD_GO_BENCH to a dflockd cmd/bench binary")?;
     let out = Command::new(&bin)
         .args([
             "--workers",
@@ -271,7 +289,7 @@ fn go(addr: SocketAddr, workers: usize, rounds: usize) -> Result<Sample, String>
             "30",
         ])
         .output()
-        .map_err(|e| format!("{}: {e} (run `cargo xtask setup`)", bin.display()))?;
+        .map_err(|e| format!("DFLOCKD_GO_BENCH={}: {e}", bin.display()))?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
         return Err(format!(

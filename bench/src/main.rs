@@ -1,6 +1,8 @@
-//! `cargo xtask bench [--quick]`: the component beside the upstream Go
-//! client, the Python client and a raw socket, in one run against one
-//! dflockd it starts itself; writes BENCHMARKS.md and its chart.
+//! `cargo xtask bench [--quick]`: the component beside the Python client
+//! and a raw socket (and the Go client's `cmd/bench` when
+//! `DFLOCKD_GO_BENCH` names one), in one run against one server it starts
+//! itself (the test server in dialect v2, or `DFLOCKD_BIN`); writes
+//! BENCHMARKS.md and its chart.
 //!
 //! `--quick` (seconds; CI's smoke test) writes to `target/bench-quick/`
 //! instead of the repository. The child modes `startup ADDR` and
@@ -74,7 +76,8 @@ fn main() {
 }
 
 fn run(quick: bool) {
-    let server = host_tests::server::dflockd(&["--max-locks", "1000000"]);
+    let dialect = host_tests::server::newest_dialect();
+    let server = host_tests::server::dflockd_in(dialect, &["--max-locks", "1000000"]);
     let workers: Vec<usize> = if quick {
         vec![1, 10]
     } else {
@@ -83,7 +86,7 @@ fn run(quick: bool) {
     let repetitions = if quick { 1 } else { 3 };
     let mut failures = Vec::new();
     let mut throughput = Vec::new();
-    for client in Client::ALL {
+    for client in Client::measured() {
         let mut per_workers = Vec::new();
         for &w in &workers {
             let rounds = if quick {
@@ -146,6 +149,7 @@ fn run(quick: bool) {
     };
     let component = host_tests::component_path();
     let results = Results {
+        server: host_tests::server::describe(server.dialect),
         hosts,
         quick,
         workers,

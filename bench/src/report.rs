@@ -11,6 +11,8 @@ use crate::startup::Startup;
 
 /// Everything one bench run measured.
 pub struct Results {
+    /// The server measured against, as the report names it.
+    pub server: String,
     /// `--quick` or the full run.
     pub quick: bool,
     /// Worker counts, in order.
@@ -90,13 +92,13 @@ pub fn markdown(r: &Results, chart: &str) -> String {
     let _ = writeln!(md, "# Benchmarks\n");
     let _ = writeln!(
         md,
-        "Written by `cargo xtask bench{}` on {}; dflockd {} on loopback (one server, \
+        "Written by `cargo xtask bench{}` on {}; {} on loopback (one server, \
          `--max-locks` raised), all clients in one run. Each figure is the median of {} \
          repetition(s). Absolute figures are noisy on a shared 2-core machine: compare ratios \
          within one run.\n",
         if r.quick { " --quick" } else { "" },
         machine(),
-        host_tests::server::version(),
+        r.server,
         r.repetitions
     );
     let _ = writeln!(md, "Release component: {} bytes.\n", r.component_bytes);

@@ -1,6 +1,6 @@
-//! `cargo xtask soak --minutes M`: the component (blocking and async), the
-//! upstream Go client and the Python client on a handful of shared keys
-//! against one dflockd v1.10.0, with random holds, random SIGSTOP pauses
+//! `cargo xtask soak --minutes M`: the component (blocking and async) and
+//! the Python client on a handful of shared keys against one server (the
+//! test server, or `DFLOCKD_BIN`), with random holds, random SIGSTOP pauses
 //! shorter than the lease and one restart midway. Every client logs its
 //! critical sections on CLOCK_MONOTONIC; a section counts as held only if
 //! the server confirmed its release (the grant was live throughout: tokens
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dflockd_host::{Error, Exclusive, Holder};
-use host_tests::interop::{go_client, monotonic_ns, python_client};
+use host_tests::interop::{monotonic_ns, python_client};
 
 const KEYS: [&str; 4] = ["soak:a", "soak:b", "soak:c", "soak:d"];
 const LEASE_S: u64 = 5;
@@ -70,10 +70,8 @@ pub fn run(minutes: f64) -> Result<(), String> {
     let mut server = host_tests::server::dflockd(&[]);
     let addr = server.addr;
     let rss_before = rss_kib();
-    let mut others: Vec<(&'static str, Child)> = vec![
-        ("go", start(go_client(), addr, seconds)),
-        ("python", start(python_client(), addr, seconds)),
-    ];
+    let mut others: Vec<(&'static str, Child)> =
+        vec![("python", start(python_client(), addr, seconds))];
     for (_, child) in &mut others {
         let stdin = child.stdin.as_mut().expect("piped stdin");
         stdin.write_all(b"go\n").map_err(|e| e.to_string())?;
@@ -113,7 +111,7 @@ pub fn run(minutes: f64) -> Result<(), String> {
         pauses += 1;
     }
 
-    // Read before the Go and Python logs are parsed: tens of thousands of
+    // Read before the Python log is parsed: tens of thousands of
     // sections would count as the component's memory.
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
@@ -187,7 +185,7 @@ pub fn run(minutes: f64) -> Result<(), String> {
     if stats.connections != 1 {
         failures.push(format!("{} server connections left", stats.connections));
     }
-    for client in ["component blocking", "component async", "go", "python"] {
+    for client in ["component blocking", "component async", "python"] {
         if counts.get(client).is_none_or(|c| c.0 == 0) {
             failures.push(format!("{client} completed no section"));
         }
@@ -217,9 +215,12 @@ fn checker_sees_an_overlap() -> Result<(), String> {
         end,
         confirmed,
     };
-    let overlapping = [section("go", 10, 20, true), section("python", 15, 30, true)];
+    let overlapping = [
+        section("component blocking", 10, 20, true),
+        section("python", 15, 30, true),
+    ];
     let apart = [
-        section("go", 10, 20, true),
+        section("component blocking", 10, 20, true),
         section("python", 15, 30, false),
     ];
     if overlaps(&overlapping).len() == 1 && overlaps(&apart).is_empty() {
@@ -343,7 +344,7 @@ fn tally(tallies: &Tallies, error: Option<&Error>) {
     }
 }
 
-/// Starts the Go or Python soak and waits for its "ready".
+/// Starts the Python soak and waits for its "ready".
 fn start(mut cmd: Command, addr: SocketAddr, seconds: u64) -> Child {
     let mut child = cmd
         .args([

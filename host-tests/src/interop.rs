@@ -1,6 +1,6 @@
-//! The other clients, for cross-client tests: the upstream Go client's
-//! interop program and the Python client `dflockd-client` 2.1.1, both put
-//! under `target/` by `cargo xtask setup` (sources in `interop/`).
+//! The other client, for cross-client tests: the Python client
+//! `dflockd-client` 2.1.1, in a venv put under `target/` by `cargo xtask
+//! setup` (its side of the tests in `interop/python`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -18,14 +18,6 @@ fn existing(path: PathBuf, what: &str) -> PathBuf {
     path
 }
 
-/// `dflockd-interop` (interop/go) built on the upstream Go client.
-pub fn go_client() -> Command {
-    Command::new(existing(
-        crate::server::dflockd_dir().join("dflockd-interop"),
-        "the Go interop program",
-    ))
-}
-
 /// `interop/python/dflockd_interop.py` on the Python client's venv.
 pub fn python_client() -> Command {
     let python = existing(
@@ -37,7 +29,7 @@ pub fn python_client() -> Command {
     cmd
 }
 
-/// CLOCK_MONOTONIC in ns: the clock the Go and Python sides log with.
+/// CLOCK_MONOTONIC in ns: the clock the Python side logs with.
 pub fn monotonic_ns() -> i64 {
     let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     ts.tv_sec * 1_000_000_000 + ts.tv_nsec

@@ -1,50 +1,137 @@
-//! Real dflockd server processes on free loopback ports, one per test.
+//! dflockd server processes on free loopback ports, one per test.
 //!
-//! The server is dflockd at the version pinned in `dflockd.version` (the
-//! Go server, v1.10.0), put at `target/dflockd/<version>/dflockd` by
-//! `cargo xtask setup`. Each [`Server`] is killed when dropped, also when
-//! the test panics.
+//! The server is the project's own test server (`dflockd-testserver`, put
+//! at `target/release/dflockd-testserver` by `cargo xtask setup`) in the
+//! dialect a test asks for, or, when `DFLOCKD_BIN` names one, a real
+//! dflockd binary, whose dialect its `--version` tells. Each [`Server`] is
+//! killed when dropped, also when the test panics.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-/// The pinned server version (its one place is `dflockd.version`).
-pub fn version() -> &'static str {
-    include_str!("../../dflockd.version").trim()
+pub use dflockd_testserver::Dialect;
+
+/// The server binary the tests run.
+pub struct Binary {
+    /// Its path.
+    pub path: PathBuf,
+    /// `None` for the test server (either dialect, chosen by `--dialect`);
+    /// a real dflockd's dialect.
+    pub real: Option<Dialect>,
 }
 
-/// Where `cargo xtask setup` puts the server and the Go interop program.
-pub fn dflockd_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/dflockd")
-        .join(version())
+/// `DFLOCKD_BIN` (a real dflockd), else the test server.
+pub fn binary() -> &'static Binary {
+    static BINARY: OnceLock<Binary> = OnceLock::new();
+    BINARY.get_or_init(|| match std::env::var_os("DFLOCKD_BIN") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            let dialect = real_dialect(&path).unwrap_or_else(|e| panic!("DFLOCKD_BIN: {e}"));
+            Binary {
+                path,
+                real: Some(dialect),
+            }
+        }
+        None => {
+            let path = testserver_path();
+            assert!(
+                path.exists(),
+                "{} is missing: run `cargo xtask setup` (it builds the test server)",
+                path.display()
+            );
+            Binary { path, real: None }
+        }
+    })
 }
 
-/// The server binary.
-pub fn dflockd_path() -> PathBuf {
-    dflockd_dir().join("dflockd")
+/// Where `cargo xtask setup` builds the test server.
+pub fn testserver_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/dflockd-testserver")
 }
 
-/// A running dflockd; killed on drop.
+/// The dialect of a real dflockd binary, from its `--version`: 1.x before
+/// 1.14 is `v1`; 2.x is `v2` (1.14 to 1.16 are between the two: refused).
+pub fn real_dialect(path: &std::path::Path) -> Result<Dialect, String> {
+    let out = Command::new(path)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let numbers: Vec<u32> = said
+        .trim_start_matches('v')
+        .split(['.', '-', ' '])
+        .take(2)
+        .map_while(|n| n.parse().ok())
+        .collect();
+    match numbers[..] {
+        [1, minor] if minor < 14 => Ok(Dialect::V1),
+        [2, _] => Ok(Dialect::V2),
+        _ => Err(format!(
+            "{} says its version is {said:?}: the tests know dflockd 1.0-1.13 (dialect v1) and \
+             2.x (dialect v2); use a release build",
+            path.display()
+        )),
+    }
+}
+
+/// What a server name says in messages: "the test server (v1)", "dflockd (v2)".
+pub fn describe(dialect: Dialect) -> String {
+    match binary().real {
+        None => format!("the test server (dialect {dialect})"),
+        Some(_) => format!("dflockd {} (dialect {dialect})", binary().path.display()),
+    }
+}
+
+/// The dialect a test gets when it names none: the real binary's, else
+/// `v1` (the suite was first written against dflockd 1.10.0).
+pub fn default_dialect() -> Dialect {
+    binary().real.unwrap_or(Dialect::V1)
+}
+
+/// The dialects the tests can start: both with the test server, the real
+/// binary's own with `DFLOCKD_BIN`.
+pub fn dialects() -> Vec<Dialect> {
+    match binary().real {
+        Some(dialect) => vec![dialect],
+        None => vec![Dialect::V1, Dialect::V2],
+    }
+}
+
+/// The newest dialect the tests can start: `v2` with the test server (the
+/// demo and the bench use it: every seed example shows its real
+/// behaviour), a real binary's own.
+pub fn newest_dialect() -> Dialect {
+    *dialects().last().unwrap_or(&Dialect::V1)
+}
+
+/// A running server; killed on drop.
 pub struct Server {
     child: Child,
     /// Where it listens (127.0.0.1, a free port).
     pub addr: SocketAddr,
+    /// Which dflockd it behaves as.
+    pub dialect: Dialect,
     flags: Vec<String>,
     log: Arc<Mutex<Vec<String>>>,
 }
 
-/// Starts dflockd on a free loopback port with extra `flags` and returns
-/// once its log says `listening`.
+/// Starts a server in the default dialect on a free loopback port with
+/// extra `flags`; returns once it listens.
 pub fn dflockd(flags: &[&str]) -> Server {
-    dflockd_on(crate::closed_port().port(), flags)
+    dflockd_in(default_dialect(), flags)
 }
 
-/// Starts dflockd serving TLS with `cert`, plus `flags`, on a free port.
+/// Starts a server in `dialect` on a free loopback port with `flags`.
+/// With `DFLOCKD_BIN`, only that binary's own dialect can be started.
+pub fn dflockd_in(dialect: Dialect, flags: &[&str]) -> Server {
+    start(dialect, crate::closed_port().port(), flags)
+}
+
+/// Starts a server serving TLS with `cert`, plus `flags`, on a free port.
 pub fn dflockd_tls(cert: &crate::certs::ServerCert, flags: &[&str]) -> Server {
     let tls = cert.flags();
     let all: Vec<&str> = tls
@@ -55,29 +142,36 @@ pub fn dflockd_tls(cert: &crate::certs::ServerCert, flags: &[&str]) -> Server {
     dflockd(&all)
 }
 
-/// Starts dflockd on 127.0.0.1:`port`; returns once it listens.
+/// Starts a server in the default dialect on 127.0.0.1:`port`.
 pub fn dflockd_on(port: u16, flags: &[&str]) -> Server {
-    let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+    start(default_dialect(), port, flags)
+}
+
+/// Starts a server in `dialect` on 127.0.0.1:`port`.
+pub fn start(dialect: Dialect, port: u16, flags: &[&str]) -> Server {
+    let mut all: Vec<String> = Vec::new();
+    match binary().real {
+        None => all.extend(["--dialect".to_string(), dialect.to_string()]),
+        Some(real) => assert_eq!(
+            real, dialect,
+            "DFLOCKD_BIN is a dialect-{real} dflockd; this test needs dialect {dialect}"
+        ),
+    }
+    all.extend(flags.iter().map(|f| f.to_string()));
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let log = Arc::new(Mutex::new(Vec::new()));
-    let child = spawn(addr, &flags, &log);
+    let child = spawn(addr, &all, &log);
     Server {
         child,
         addr,
-        flags,
+        dialect,
+        flags: all,
         log,
     }
 }
 
 fn spawn(addr: SocketAddr, flags: &[String], log: &Arc<Mutex<Vec<String>>>) -> Child {
-    let path = dflockd_path();
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo xtask setup` (builds dflockd {} from DFLOCKD_SRC or \
-         ../shared/dflockd, or installs it with go install)",
-        path.display(),
-        version()
-    );
+    let path = &binary().path;
     let mut child = Command::new(&path)
         .args(["--host", "127.0.0.1", "--port", &addr.port().to_string()])
         .args(flags)
@@ -104,7 +198,8 @@ fn spawn(addr: SocketAddr, flags: &[String], log: &Arc<Mutex<Vec<String>>>) -> C
         let status = child.try_wait();
         let _ = child.kill();
         panic!(
-            "dflockd on {addr} did not start listening ({status:?}); log: {:?}",
+            "{} on {addr} did not start listening ({status:?}); log: {:?}",
+            path.display(),
             log.lock().unwrap_or_else(|p| p.into_inner())
         );
     }

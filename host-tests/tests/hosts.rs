@@ -221,7 +221,7 @@ fn venv_python() -> PathBuf {
 #[test]
 fn the_pinned_wasmtime_py_has_tcp_and_a_sandbox_without_it_says_why() {
     // Fails loudly, naming the version, if a wasmtime-py without TCP is installed.
-    let bin = host_tests::server::dflockd_path().display().to_string();
+    let bin = host_tests::server::binary().path.display().to_string();
     let said = output_of(
         &venv_python(),
         &["-m", "unittest", "-v", "test_network"],

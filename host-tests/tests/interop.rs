@@ -1,15 +1,15 @@
-//! Cross-client interop on one real dflockd v1.10.0: the component (through
-//! `dflockd-host`), the upstream Go client and the Python client 2.1.1
-//! contend on the same keys at once. Each logs its critical sections on
-//! CLOCK_MONOTONIC; no two sections on one key may overlap, and each client
-//! must complete its share. All three route keys with the same CRC-32.
+//! Cross-client interop on one server: the component (through
+//! `dflockd-host`) and the Python client 2.1.1 contend on the same keys at
+//! once. Each logs its critical sections on CLOCK_MONOTONIC; no two
+//! sections on one key may overlap, and each client must complete its
+//! share. Both route keys with the same CRC-32.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Stdio};
 use std::thread;
 
-use host_tests::interop::{go_client, monotonic_ns, python_client};
+use host_tests::interop::{monotonic_ns, python_client};
 use host_tests::server::dflockd;
 use host_tests::{instance, lock_on};
 
@@ -127,22 +127,18 @@ fn component_sections(addr: std::net::SocketAddr) -> Vec<Section> {
 }
 
 #[test]
-fn component_go_and_python_clients_exclude_each_other_on_shared_keys() {
+fn the_component_and_the_python_client_exclude_each_other_on_shared_keys() {
     let server = dflockd(&[]);
-    let mut go = start(go_client(), server.addr);
     let mut python = start(python_client(), server.addr);
-    for child in [&mut go, &mut python] {
-        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
-    }
+    python.stdin.take().unwrap().write_all(b"go\n").unwrap();
     let mut all = component_sections(server.addr);
-    all.extend(finish(go, "go"));
     all.extend(finish(python, "python"));
 
     let mut per_client = BTreeMap::new();
     for s in &all {
         *per_client.entry(s.client).or_insert(0) += 1;
     }
-    for client in ["component", "go", "python"] {
+    for client in ["component", "python"] {
         let done = per_client.get(client).copied().unwrap_or(0);
         assert!(
             done >= 300,
@@ -167,7 +163,7 @@ fn component_go_and_python_clients_exclude_each_other_on_shared_keys() {
 }
 
 #[test]
-fn all_three_clients_route_a_thousand_keys_to_the_same_server() {
+fn the_component_and_the_python_client_route_a_thousand_keys_to_the_same_server() {
     let keys: Vec<String> = (0..1000)
         .map(|i| match i % 4 {
             0 => format!("key-{i}"),
@@ -189,7 +185,7 @@ fn all_three_clients_route_a_thousand_keys_to_the_same_server() {
                     .unwrap()
             })
             .collect();
-        for (name, mut cmd) in [("go", go_client()), ("python", python_client())] {
+        for (name, mut cmd) in [("python", python_client())] {
             let mut child = cmd
                 .args(["shard", "--n", &n.to_string()])
                 .stdin(Stdio::piped())

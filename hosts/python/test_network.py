@@ -21,7 +21,7 @@ import dflockd_component
 from dflockd_component import DflockdError, Lock, Runtime, _bindings
 
 DFLOCKD = Path(
-    os.environ.get("DFLOCKD_BIN", Path(__file__).resolve().parents[2] / "target" / "dflockd" / "v1.10.0" / "dflockd")
+    os.environ.get("DFLOCKD_BIN", Path(__file__).resolve().parents[2] / "target" / "release" / "dflockd-testserver")
 )
 
 

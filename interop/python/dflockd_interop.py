@@ -5,9 +5,9 @@
         the keys in turn N times with SyncDistributedLock (acquire, a short
         hold, release) and finally prints one line per critical section:
         "<key> <start_ns> <end_ns>" on CLOCK_MONOTONIC (time.monotonic_ns),
-        the clock the Rust and Go sides read too.
+        the clock the Rust side reads too.
     python dflockd_interop.py soak --server HOST:PORT --keys a,b,c --workers W --seconds S --max-hold-ms H --lease-s L
-        as the Go side's soak: for S seconds each of W threads takes a random
+        for S seconds each of W threads takes a random
         key (acquire, a random hold up to H ms, release), retrying after any
         error; prints "<key> <start_ns> <end_ns> confirmed|unconfirmed" per
         section (confirmed: the server accepted the release) and "ops <n>

@@ -6,25 +6,26 @@
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 
-mod dflockd;
 mod fuzz;
 mod hosts;
 mod python;
+mod server;
 
 pub(crate) const TARGET: &str = "wasm32-wasip2";
 const USAGE: &str = "usage: cargo xtask <build|demo|test|test-hosts|bench|soak|fuzz|lint|setup>
-  setup  install what the tests need if missing: the wasm32-wasip2 target, clang, dflockd
-         (DFLOCKD_BIN, DFLOCKD_SRC, ../shared/dflockd, or go install), the Go
-         interop client, and the Python client in a venv
+  setup  install what the tests need if missing: the wasm32-wasip2 target, clang, the
+         test server (built from testserver/; DFLOCKD_BIN names a real dflockd instead),
+         and the Python client in a venv
   build  build the component (profile guest: for size) and print its size
   demo   build, load it in wasmtime and show it working (the README's main command)
   test   unit tests, the component build, and the host tests in wasmtime (test-hosts included)
   test-hosts  the conformance scenarios in the Rust host, Node (jco) and Python (wasmtime-py),
          and the composed app; installs the npm packages and the wasmtime-py venv if missing
-  bench  [--quick] the component beside the Go and Python clients and a raw socket
-         (release builds); writes BENCHMARKS.md (--quick: target/bench-quick/)
-  soak   [--minutes M] the component (blocking and async), the Go and the Python client on
-         shared keys against one dflockd for M minutes (default 10) with pauses and a
+  bench  [--quick] the component beside the Python client and a raw socket (and the Go
+         client's cmd/bench if DFLOCKD_GO_BENCH names one), release builds; writes
+         BENCHMARKS.md (--quick: target/bench-quick/)
+  soak   [--minutes M] the component (blocking and async) and the Python client on
+         shared keys against one server for M minutes (default 10) with pauses and a
          restart; checks that no two holders overlapped, no connection leaked, memory is flat
   fuzz   [--seconds N] each cargo-fuzz target for N s (default 60) on nightly, from the
          seeds in fuzz/seeds/; installs nightly and cargo-fuzz if missing
@@ -83,7 +84,7 @@ pub(crate) fn run(cmd: &mut Command) -> Step {
 fn setup() -> Step {
     setup_target()?;
     setup_clang()?;
-    dflockd::setup()?;
+    server::setup()?;
     python::setup()
 }
 
@@ -174,7 +175,15 @@ fn demo() -> Step {
 }
 
 fn test() -> Step {
-    run(cargo().args(["test", "-p", "dflockd-core", "-p", "dflockd-component"]))?;
+    run(cargo().args([
+        "test",
+        "-p",
+        "dflockd-core",
+        "-p",
+        "dflockd-component",
+        "-p",
+        "dflockd-testserver",
+    ]))?;
     hosts::setup(&build()?)?;
     run(cargo().args([
         "test",

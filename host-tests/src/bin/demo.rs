@@ -1,11 +1,13 @@
 //! `cargo xtask demo`: the component in wasmtime, showing what it does.
 //!
 //! Runs everything that needs no server, then a lock's life against the
-//! dflockd on 127.0.0.1:6388, starting one there if none answers.
+//! dflockd on 127.0.0.1:6388, starting the test server there (dialect v2,
+//! so that fences rise) if none answers.
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
+use host_tests::server::{dflockd_in, newest_dialect, Server};
 use host_tests::{component_names, instance, Enqueued, Grant, Setting};
 
 const TOKEN: &str = "00000000000001a40123456789abcdef";
@@ -67,11 +69,12 @@ fn main() -> wasmtime::Result<()> {
         println!("  a server answers there; using it");
         None
     } else {
+        let dialect = newest_dialect();
         println!(
-            "  none answers: starting dflockd {} there (stopped at the end)",
-            host_tests::server::version()
+            "  none answers: starting {} there (stopped at the end)",
+            host_tests::server::describe(dialect)
         );
-        Some(host_tests::server::dflockd_on(server.port(), &[]))
+        Some(host_tests::server::start(dialect, server.port(), &[]))
     };
     locks_demo(&mut inst, server)?;
     run_examples(server)
@@ -89,18 +92,23 @@ fn run_examples(server: SocketAddr) -> wasmtime::Result<()> {
     };
     // Sharding wants three servers: this one and two more on free ports;
     // the auth example a server that demands a token.
-    let extra = [
-        host_tests::server::dflockd(&[]),
-        host_tests::server::dflockd(&[]),
-    ];
+    let extra = [started(&[]), started(&[])];
     let three = format!("{server},{},{}", extra[0].addr, extra[1].addr);
     let secret = "demo-secret";
-    let guarded = host_tests::server::dflockd(&["--auth-token", secret]);
+    let guarded = started(&["--auth-token", secret]);
     let guarded_addr = guarded.addr.to_string();
     // The TLS example: a server with a certificate from a throwaway CA.
     let pki = host_tests::certs::Pki::new("demo-ca");
     let ca_path = pki.ca_file().display().to_string();
-    let tls = host_tests::server::dflockd_tls(&pki.localhost(), &["--auth-token", secret]);
+    let cert = pki.localhost().flags();
+    let tls = started(&[
+        &cert[0],
+        &cert[1],
+        &cert[2],
+        &cert[3],
+        "--auth-token",
+        secret,
+    ]);
     let tls_addr = tls.addr.to_string();
     let runs: [(&str, String, Env); 10] = [
         (
@@ -148,6 +156,11 @@ fn run_examples(server: SocketAddr) -> wasmtime::Result<()> {
         }
     }
     Ok(())
+}
+
+/// One more server for the examples, in the demo's dialect, on a free port.
+fn started(flags: &[&str]) -> Server {
+    dflockd_in(newest_dialect(), flags)
 }
 
 /// Runs one example program and shows what it printed.

@@ -1,13 +1,12 @@
-//! What TLS costs through the component, beside the upstream Go client's
-//! `DialTLS` on the same dflockd v1.10.0: connect + handshake, and one
-//! acquire+release round trip on an open connection, medians of N samples.
+//! What TLS costs through the component, against the test server (or
+//! `DFLOCKD_BIN`): connect + handshake, and one acquire+release round trip
+//! on an open connection, medians of N samples.
 //! Run it in release: `cargo run --release -p host-tests --bin tls_cost`.
 
 use std::time::{Duration, Instant};
 
 use dflockd_host::Tls;
 use host_tests::certs::Pki;
-use host_tests::interop::go_client;
 use host_tests::runtime;
 use host_tests::server::{dflockd, dflockd_tls};
 
@@ -50,43 +49,18 @@ fn main() {
     let pki = Pki::new("cost-ca");
     let tls_server = dflockd_tls(&pki.localhost(), &[]);
     let plain_server = dflockd(&[]);
-    let ca_file = pki.ca_file();
     let tls = Tls::ca_pem(pki.ca_pem.clone());
     // Warm up: the compile cache, the page cache, the server.
     component(tls_server.addr.port(), Some(&tls));
 
     let (plain_connect, plain_trip) = component(plain_server.addr.port(), None);
     let (tls_connect, tls_trip) = component(tls_server.addr.port(), Some(&tls));
-    let go = go_client()
-        .args(["tlscost", "--server", &tls_server.addr.to_string()])
-        .arg("--ca")
-        .arg(&ca_file)
-        .args(["--rounds", &ROUNDS.to_string()])
-        .output()
-        .expect("run the Go client");
-    assert!(
-        go.status.success(),
-        "{}",
-        String::from_utf8_lossy(&go.stderr)
-    );
-    let go = String::from_utf8_lossy(&go.stdout).into_owned();
-    let field = |name: &str| -> f64 {
-        go.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing in {go:?}"))
-    };
     println!(
-        "dflockd {} on loopback, medians of {ROUNDS} (µs)",
-        host_tests::server::version()
+        "{} on loopback, medians of {ROUNDS} (µs)",
+        host_tests::server::describe(plain_server.dialect)
     );
     println!("| | connect (+ TLS handshake) | acquire+release round trip |");
     println!("|---|---|---|");
     println!("| component, plain TCP (new instance per connect) | {plain_connect:.0} | {plain_trip:.0} |");
     println!("| component, TLS (new instance per connect) | {tls_connect:.0} | {tls_trip:.0} |");
-    println!(
-        "| Go client `DialTLS` | {:.0} | {:.0} |",
-        field("handshake_p50_us"),
-        field("roundtrip_p50_us")
-    );
 }
