@@ -136,18 +136,26 @@ fn sharding_routes_keys_with_the_crc32_formula() {
 }
 
 #[test]
-fn fencing_refuses_a_late_writer() {
-    let server = dflockd(&[]);
-    for out in both("fencing", &[&server], &[]) {
+fn fencing_refuses_a_late_writer_and_says_whether_fences_rose() {
+    for dialect in host_tests::server::dialects() {
+        let server = host_tests::server::dflockd_in(dialect, &[]);
+        fencing_on(&server, dialect);
+    }
+}
+
+fn fencing_on(server: &host_tests::server::Server, dialect: host_tests::server::Dialect) {
+    use host_tests::server::Dialect;
+    for out in both("fencing", &[server], &[]) {
         assert_eq!(
             out.lines().filter(|l| l.starts_with("round ")).count(),
             8,
             "{out}"
         );
-        assert!(
-            out.contains("fences did not rise: this server issues random tokens (dflockd 1.x)"),
-            "v1.10.0 tokens are random: {out}"
-        );
+        let said = match dialect {
+            Dialect::V1 => "fences did not rise: this server issues random tokens (dflockd 1.x)",
+            Dialect::V2 => "fences rose on all 8 grants: this server issues fence-prefix tokens",
+        };
+        assert!(out.contains(said), "{dialect}: {out}");
         assert!(
             out.contains("a late writer with the first fence") && out.contains("-> Err("),
             "{out}"

@@ -172,7 +172,7 @@ pub fn start(dialect: Dialect, port: u16, flags: &[&str]) -> Server {
 
 fn spawn(addr: SocketAddr, flags: &[String], log: &Arc<Mutex<Vec<String>>>) -> Child {
     let path = &binary().path;
-    let mut child = Command::new(&path)
+    let mut child = Command::new(path)
         .args(["--host", "127.0.0.1", "--port", &addr.port().to_string()])
         .args(flags)
         .stdin(Stdio::null())
@@ -222,8 +222,13 @@ impl Server {
     /// the waits in progress and closes the connections left after its
     /// `--shutdown-timeout`; returns once it has exited.
     pub fn terminate(&mut self) {
-        self.signal("TERM");
+        self.term();
         let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and returns at once: the drain goes on.
+    pub fn term(&self) {
+        self.signal("TERM");
     }
 
     /// Freezes the server (SIGSTOP): connections stay open, nothing answers.

@@ -1,6 +1,6 @@
 //! The low-level `connection` through the component against the real
 //! dflockd v1.10.0: every command it speaks (`l r n e w sl sr sn se sw
-//! stats`; `auth` is in `auth.rs`), and `ping`, which 1.x does not know.
+//! stats`; `auth` is in `auth.rs`; `ping`, which differs by dialect, in `dialects.rs`).
 
 use dflockd_host::{Enqueued, Error};
 use host_tests::connect;
@@ -88,16 +88,4 @@ fn every_semaphore_command() {
     assert_eq!(fast.lease_s, 7);
     assert_eq!(b.sem_wait("ss", 1).map(|g| g.is_some()), Ok(true));
     assert_eq!(b.stats().unwrap().semaphores[0].holders, 1);
-}
-
-#[test]
-fn ping_is_a_typed_refusal_on_v1_10_and_the_connection_stays_usable() {
-    let server = dflockd(&[]);
-    let mut conn = connect(server.addr);
-    let Err(Error::Server(why)) = conn.ping() else {
-        panic!("v1.10.0 answers ping with a plain error")
-    };
-    assert!(why.contains("ping"), "{why}");
-    assert_eq!(conn.stats().map(|s| s.connections), Ok(1), "still in step");
-    assert!(conn.lock("after-ping", 0, None).unwrap().is_some());
 }

@@ -579,3 +579,6 @@ struct IdleInfo {
     key: String,
     idle_s: f64,
 }
+
+#[cfg(test)]
+mod tests;
