@@ -327,8 +327,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 
     /// Waits for a grant, the timeout, or the start of a shutdown.
-    async fn wait_for(&self, rx: &mut oneshot::Receiver<String>, limit: Duration) -> Waited {
+    /// In v2 (dflockd 1.15 and later) a client that closes its connection
+    /// gives the wait up at once; v1 notices only when the wait ends.
+    async fn wait_for(&mut self, rx: &mut oneshot::Receiver<String>, limit: Duration) -> Waited {
         let mut draining = self.shared.draining.subscribe();
+        let watch_peer = self.shared.opts.dialect == Dialect::V2;
+        let io = &mut self.io;
         tokio::select! {
             granted = rx => match granted {
                 Ok(token) => Waited::Granted(token),
@@ -336,6 +340,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             },
             _ = tokio::time::sleep(limit) => Waited::GaveUp(false),
             _ = draining.wait_for(|d| *d) => Waited::GaveUp(true),
+            _ = peer_closed(io), if watch_peer => Waited::GaveUp(false),
         }
     }
 
@@ -358,6 +363,15 @@ enum Waited {
     GaveUp(bool),
     /// The grant channel closed unsent (the waiter was removed).
     Closed,
+}
+
+/// Returns when the peer has closed (or reset) the connection; never if it
+/// sends bytes instead (they stay buffered for the next request).
+async fn peer_closed<R: AsyncBufRead + Unpin>(reader: &mut R) {
+    match reader.fill_buf().await {
+        Ok([]) | Err(_) => {}
+        Ok(_) => std::future::pending().await,
+    }
 }
 
 /// Reads one `\n`-terminated line into `line` (without the `\n`). A line
