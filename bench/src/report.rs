@@ -190,6 +190,8 @@ pub fn markdown(r: &Results, chart: &str) -> String {
         }
     }
     hosts_section(&mut md, r);
+    let _ = writeln!(md, "\n## The test server against dflockd v1.10.0\n");
+    let _ = write!(md, "{}", include_str!("../test-server.md"));
     let _ = writeln!(md, "\n## Before and after issue 10\n");
     let _ = write!(md, "{}", include_str!("../issue-10.md"));
     let _ = writeln!(md, "\n## Where the time goes\n");

@@ -1,6 +1,7 @@
-//! `cargo xtask soak --minutes M`: the component (blocking and async) and
-//! the Python client on a handful of shared keys against one server (the
-//! test server, or `DFLOCKD_BIN`), with random holds, random SIGSTOP pauses
+//! `cargo xtask soak --minutes M`: the component (blocking and async), the
+//! Python client, and the component in Node (jco) and in Python
+//! (wasmtime-py) on a handful of shared keys against one server (the test
+//! server, or `DFLOCKD_BIN`), with random holds, random SIGSTOP pauses
 //! shorter than the lease and one restart midway. Every client logs its
 //! critical sections on CLOCK_MONOTONIC; a section counts as held only if
 //! the server confirmed its release (the grant was live throughout: tokens
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dflockd_host::{Error, Exclusive, Holder};
-use host_tests::interop::{monotonic_ns, python_client};
+use host_tests::interop::{monotonic_ns, node_host, python_client, python_host};
 
 const KEYS: [&str; 4] = ["soak:a", "soak:b", "soak:c", "soak:d"];
 const LEASE_S: u64 = 5;
@@ -70,8 +71,12 @@ pub fn run(minutes: f64) -> Result<(), String> {
     let mut server = host_tests::server::dflockd(&[]);
     let addr = server.addr;
     let rss_before = rss_kib();
-    let mut others: Vec<(&'static str, Child)> =
-        vec![("python", start(python_client(), addr, seconds))];
+    // The Node wrapper serves its calls one at a time: one worker there.
+    let mut others: Vec<(&'static str, Child)> = vec![
+        ("python", start(python_client(), addr, seconds, WORKERS)),
+        ("python host", start(python_host(), addr, seconds, WORKERS)),
+        ("node host", start(node_host(), addr, seconds, 1)),
+    ];
     for (_, child) in &mut others {
         let stdin = child.stdin.as_mut().expect("piped stdin");
         stdin.write_all(b"go\n").map_err(|e| e.to_string())?;
@@ -111,7 +116,7 @@ pub fn run(minutes: f64) -> Result<(), String> {
         pauses += 1;
     }
 
-    // Read before the Python log is parsed: tens of thousands of
+    // Read before the other clients' logs are parsed: tens of thousands of
     // sections would count as the component's memory.
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
@@ -154,7 +159,8 @@ pub fn run(minutes: f64) -> Result<(), String> {
             c.1 += 1;
         }
     }
-    println!("soak: {seconds} s against dflockd v1.10.0, {pauses} pauses (0.2–1.5 s, lease {LEASE_S} s), restarted: {restarted}");
+    let against = host_tests::server::describe(server.dialect);
+    println!("soak: {seconds} s against {against}, {pauses} pauses (0.2–1.5 s, lease {LEASE_S} s), restarted: {restarted}");
     for (client, (confirmed, unconfirmed)) in &counts {
         println!("  {client:<20} {confirmed:>7} sections confirmed, {unconfirmed:>5} not");
     }
@@ -185,7 +191,14 @@ pub fn run(minutes: f64) -> Result<(), String> {
     if stats.connections != 1 {
         failures.push(format!("{} server connections left", stats.connections));
     }
-    for client in ["component blocking", "component async", "python"] {
+    let clients = [
+        "component blocking",
+        "component async",
+        "python",
+        "python host",
+        "node host",
+    ];
+    for client in clients {
         if counts.get(client).is_none_or(|c| c.0 == 0) {
             failures.push(format!("{client} completed no section"));
         }
@@ -344,8 +357,8 @@ fn tally(tallies: &Tallies, error: Option<&Error>) {
     }
 }
 
-/// Starts the Python soak and waits for its "ready".
-fn start(mut cmd: Command, addr: SocketAddr, seconds: u64) -> Child {
+/// Starts another client's soak with `workers` workers and waits for its "ready".
+fn start(mut cmd: Command, addr: SocketAddr, seconds: u64, workers: usize) -> Child {
     let mut child = cmd
         .args([
             "soak",
@@ -356,7 +369,7 @@ fn start(mut cmd: Command, addr: SocketAddr, seconds: u64) -> Child {
         ])
         .args([
             "--workers",
-            &WORKERS.to_string(),
+            &workers.to_string(),
             "--seconds",
             &seconds.to_string(),
         ])

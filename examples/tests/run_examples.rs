@@ -1,5 +1,6 @@
-//! Runs every example, blocking and async, against the real dflockd
-//! v1.10.0 (see `host_tests::server`) and checks what each prints.
+//! Runs every example, blocking and async, against a dialect-v1 server (and
+//! `fencing` in both dialects; see `host_tests::server`) and checks what
+//! each prints.
 
 use std::process::Command;
 

@@ -1,7 +1,8 @@
 //! The test harness: the real dflockd component, loaded once per test
 //! binary through `dflockd-host`, instantiated in wasmtime with a WASI
 //! context that may reach only the listed socket addresses (no files, no
-//! environment), plus real server processes and a fault-only stand-in.
+//! environment), plus server processes (the test server, or a real dflockd
+//! with `DFLOCKD_BIN`) and a fault-only stand-in.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -7,7 +7,9 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use dflockd_host::{Builder, Exclusive, LeaseLost};
+use dflockd_host::{Builder, Exclusive, LeaseLost, LossCause};
+
+use crate::server::Dialect;
 
 use crate::{connect, eventually, lock_on};
 
@@ -23,6 +25,16 @@ pub fn watching(addr: SocketAddr, key: &str) -> (Builder<Exclusive>, Receiver<Le
             let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send(l.clone());
         });
     (builder, rx)
+}
+
+/// How a held lease is lost when its server shuts down (SIGTERM): v1 serves
+/// the renewals until the drain closes the connection; v2 refuses the next
+/// one with `error_draining`.
+pub fn shutdown_loss(dialect: Dialect) -> LossCause {
+    match dialect {
+        Dialect::V1 => LossCause::ConnectionLost,
+        Dialect::V2 => LossCause::RenewalRefused,
+    }
 }
 
 /// The key is free at the server at `server` (nothing left held by a failed client).

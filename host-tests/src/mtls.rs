@@ -1,4 +1,4 @@
-//! A mutual-TLS proxy in front of a real dflockd, named as a stand-in:
+//! A mutual-TLS proxy in front of a dflockd server, named as a stand-in:
 //! dflockd itself never asks for a client certificate, so this plays the
 //! TLS-terminating proxy users put in front of it. It demands a client
 //! certificate signed by the given CA, then relays requests (three lines)

@@ -1,4 +1,4 @@
-//! A TCP fault proxy between the component and the real dflockd, named as
+//! A TCP fault proxy between the component and the dflockd server, named as
 //! a stand-in: it plays the network, for the faults a server cannot make
 //! (delay, a reply cut mid-line, a reset, a black hole, one direction
 //! stalled). It relays bytes as they come, both ways, until the test sets

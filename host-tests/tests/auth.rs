@@ -1,4 +1,4 @@
-//! Shared-secret authentication against the real dflockd v1.10.0 started
+//! Shared-secret authentication against a dialect-v1 server started
 //! with `--auth-token`: the right token works for locks, semaphores and the
 //! low-level connection; a wrong or missing one is `Error::Auth` within a
 //! bounded time; the token's text appears in no rendered error and in no

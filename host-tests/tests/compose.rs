@@ -2,7 +2,7 @@
 //! (`examples/compose/app`), plugged with the dflockd component by `wac
 //! plug` (`cargo xtask test-hosts` builds both and plugs them into
 //! `target/compose/composed.wasm`), run here as a `wasi:cli` command
-//! against the real dflockd v1.10.0: it takes a lock, holds it through two
+//! against a dialect-v1 server: it takes a lock, holds it through two
 //! leases by driving renewals itself, and releases it.
 
 use std::net::SocketAddr;

@@ -1,5 +1,5 @@
 //! The fault matrix (README, "What the client does when things go
-//! wrong"): each fault injected by the test into the real dflockd v1.10.0
+//! wrong"): each fault injected by the test into a dialect-v1 server
 //! or, for network faults, by the fault proxy (`host_tests::proxy`, a
 //! stand-in for the network). For each: a typed error within the
 //! documented bound, a held lease's loss reported once (to `on_lost`,
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dflockd_host::{Error, Exclusive, Holder, LeaseLost, LossCause};
-use host_tests::matrix::{free_at_server, waiters_become, watching};
+use host_tests::matrix::{free_at_server, shutdown_loss, waiters_become, watching};
 use host_tests::proxy::{self, Fault};
 use host_tests::server::{dflockd, Server};
 use host_tests::{connect, eventually, lock_on, within};
@@ -124,7 +124,8 @@ fn sigterm_ends_a_wait_and_a_held_lease_with_typed_outcomes_and_both_work_after_
     waiters_become(server.addr, "fm-term", 1);
     server.terminate();
     // The server interrupts the wait at once and closes every connection
-    // after its 2 s drain; the lease renews until then.
+    // after its 2 s drain; v1 renews the lease until then, v2 refuses the
+    // next renewal.
     let seen = waited
         .recv_timeout(Duration::from_secs(20))
         .expect("the wait ends");
@@ -133,7 +134,11 @@ fn sigterm_ends_a_wait_and_a_held_lease_with_typed_outcomes_and_both_work_after_
         "{seen:?}"
     );
     let report = lost.recv_timeout(Duration::from_secs(20)).expect("lost");
-    assert_eq!(report.reason.cause, LossCause::ConnectionLost, "{report:?}");
+    assert_eq!(
+        report.reason.cause,
+        shutdown_loss(server.dialect),
+        "{report:?}"
+    );
     server.restart();
     assert!(matches!(holder.release(), Err(Error::LockLost(_))));
     works_again(&holder);

@@ -1,6 +1,6 @@
 //! The fault matrix (README, "What the client does when things go wrong")
 //! in the async flavour: `AsyncLock` on tokio (multi- and current-thread),
-//! each fault injected into the real dflockd v1.10.0 or, for network
+//! each fault injected into a dialect-v1 server or, for network
 //! faults, by the fault proxy (a stand-in for the network). The same
 //! promises as the blocking rows in `fault_matrix.rs`: a typed outcome, a
 //! held lease's loss reported once (`on_lost`, `is_held`, the next call),
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use dflockd_host::asynchronous::AsyncLock;
 use dflockd_host::{Enqueued, Error, LeaseLost, LossCause};
-use host_tests::matrix::{free_at_server, waiters_become, watching};
+use host_tests::matrix::{free_at_server, shutdown_loss, waiters_become, watching};
 use host_tests::proxy::{self, Fault, FaultProxy};
 use host_tests::server::{dflockd, Server};
 use host_tests::{connect, lock_on};
@@ -171,15 +171,8 @@ async fn sigterm_closes_a_held_lease_after_the_drain_as_one_connection_lost_loss
     let term = |r: &mut Rig| r.server.terminate();
     let restart = |r: &mut Rig| r.server.restart();
     let flags = ["--shutdown-timeout", "2"];
-    held_then(
-        "fma-term",
-        &flags,
-        2,
-        term,
-        restart,
-        LossCause::ConnectionLost,
-    )
-    .await;
+    let cause = shutdown_loss(host_tests::server::default_dialect());
+    held_then("fma-term", &flags, 2, term, restart, cause).await;
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -1,5 +1,5 @@
 //! The typed Rust API of `dflockd-host` (blocking) against the real
-//! dflockd v1.10.0 (see `host_tests::server`).
+//! a dialect-v1 server (see `host_tests::server`).
 
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;

@@ -1,5 +1,5 @@
-//! The async (tokio) API of `dflockd-host` against the real dflockd
-//! v1.10.0 (see `host_tests::server`).
+//! The async (tokio) API of `dflockd-host` against a dialect-v1 server
+//! (see `host_tests::server`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! The conformance scenarios (`hosts/scenarios.json`) in every host, each
-//! against its own real dflockd v1.10.0 servers: the Rust host blocking
+//! against its own dialect-v1 servers: the Rust host blocking
 //! and async, Node through jco (`hosts/node`), Python through wasmtime-py
 //! (`hosts/python`). `cargo xtask test-hosts` installs the Node packages,
 //! transpiles the component and makes the Python venv first; without

@@ -1,15 +1,17 @@
-//! Cross-client interop on one server: the component (through
-//! `dflockd-host`) and the Python client 2.1.1 contend on the same keys at
-//! once. Each logs its critical sections on CLOCK_MONOTONIC; no two
+//! Cross-client interop on one server: the component through `dflockd-host`
+//! (blocking threads and tokio tasks), the Python client 2.1.1, and the
+//! component in Node (jco) and in Python (wasmtime-py) contend on the same
+//! keys at once. Each logs its critical sections on CLOCK_MONOTONIC; no two
 //! sections on one key may overlap, and each client must complete its
-//! share. Both route keys with the same CRC-32.
+//! share. The component and the Python client route keys with the same
+//! CRC-32.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Stdio};
 use std::thread;
 
-use host_tests::interop::{monotonic_ns, python_client};
+use host_tests::interop::{monotonic_ns, node_host, python_client, python_host};
 use host_tests::server::dflockd;
 use host_tests::{instance, lock_on};
 
@@ -26,8 +28,8 @@ struct Section {
     end: i64,
 }
 
-/// Starts a contender and waits for its "ready" line.
-fn start(mut cmd: std::process::Command, addr: std::net::SocketAddr) -> Child {
+/// Starts a contender with `workers` workers and waits for its "ready" line.
+fn start(mut cmd: std::process::Command, addr: std::net::SocketAddr, workers: usize) -> Child {
     let mut child = cmd
         .args([
             "contend",
@@ -38,7 +40,7 @@ fn start(mut cmd: std::process::Command, addr: std::net::SocketAddr) -> Child {
         ])
         .args([
             "--workers",
-            &WORKERS.to_string(),
+            &workers.to_string(),
             "--rounds",
             &ROUNDS.to_string(),
         ])
@@ -86,6 +88,51 @@ fn finish(mut child: Child, client: &'static str) -> Vec<Section> {
         .collect()
 }
 
+/// The component's async contenders: WORKERS tokio tasks, one lock object
+/// per key each.
+fn component_async_sections(addr: std::net::SocketAddr) -> Vec<Section> {
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    tokio.block_on(async move {
+        let tasks: Vec<_> = (0..WORKERS)
+            .map(|w| {
+                tokio::spawn(async move {
+                    let mut locks = Vec::new();
+                    for k in KEYS {
+                        let lock = lock_on(addr, k)
+                            .acquire_timeout_s(60)
+                            .lease_ttl_s(10)
+                            .build_async()
+                            .await
+                            .unwrap();
+                        locks.push(lock);
+                    }
+                    let mut sections = Vec::new();
+                    for i in 0..ROUNDS {
+                        let lock = &locks[(w + i) % KEYS.len()];
+                        let guard = lock.acquire().await.unwrap().expect("granted");
+                        let start = monotonic_ns();
+                        tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+                        let end = monotonic_ns();
+                        assert_eq!(guard.release().await, Ok(true));
+                        sections.push(Section {
+                            client: "component async",
+                            key: lock.key().into(),
+                            start,
+                            end,
+                        });
+                    }
+                    sections
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for task in tasks {
+            all.extend(task.await.unwrap());
+        }
+        all
+    })
+}
+
 /// The component's contenders: WORKERS threads, one lock object per key each.
 fn component_sections(addr: std::net::SocketAddr) -> Vec<Section> {
     let workers: Vec<_> = (0..WORKERS)
@@ -127,21 +174,43 @@ fn component_sections(addr: std::net::SocketAddr) -> Vec<Section> {
 }
 
 #[test]
-fn the_component_and_the_python_client_exclude_each_other_on_shared_keys() {
+fn five_kinds_of_client_exclude_each_other_on_shared_keys() {
     let server = dflockd(&[]);
-    let mut python = start(python_client(), server.addr);
-    python.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    // Each other client and how many workers it runs (the Node wrapper
+    // serves its calls one at a time in one worker thread).
+    let others = [
+        ("python", python_client(), WORKERS),
+        ("python host", python_host(), WORKERS),
+        ("node host", node_host(), 1),
+    ];
+    let mut expected = BTreeMap::from([
+        ("component", WORKERS * ROUNDS),
+        ("component async", WORKERS * ROUNDS),
+    ]);
+    let mut children = Vec::new();
+    for (name, cmd, workers) in others {
+        children.push((name, start(cmd, server.addr, workers)));
+        expected.insert(name, workers * ROUNDS);
+    }
+    for (_, child) in &mut children {
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    }
+    let addr = server.addr;
+    let asynchronous = thread::spawn(move || component_async_sections(addr));
     let mut all = component_sections(server.addr);
-    all.extend(finish(python, "python"));
+    all.extend(asynchronous.join().unwrap());
+    for (name, child) in children {
+        all.extend(finish(child, name));
+    }
 
     let mut per_client = BTreeMap::new();
     for s in &all {
         *per_client.entry(s.client).or_insert(0) += 1;
     }
-    for client in ["component", "python"] {
+    for (client, want) in &expected {
         let done = per_client.get(client).copied().unwrap_or(0);
-        assert!(
-            done >= 300,
+        assert_eq!(
+            done, *want,
             "{client} completed {done} sections: {per_client:?}"
         );
     }

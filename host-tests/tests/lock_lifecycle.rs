@@ -1,5 +1,5 @@
 //! A lock's life through the component in wasmtime, against the real
-//! dflockd v1.10.0: grant, contention, FIFO, two-phase, renewal by the
+//! a dialect-v1 server: grant, contention, FIFO, two-phase, renewal by the
 //! reactor and by the driver, loss on a dead server, the low-level lock
 //! commands.
 

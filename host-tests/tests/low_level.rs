@@ -1,5 +1,5 @@
 //! The low-level `connection` through the component against the real
-//! dflockd v1.10.0: every command it speaks (`l r n e w sl sr sn se sw
+//! a dialect-v1 server: every command it speaks (`l r n e w sl sr sn se sw
 //! stats`; `auth` is in `auth.rs`; `ping`, which differs by dialect, in `dialects.rs`).
 
 use dflockd_host::{Enqueued, Error};

@@ -1,7 +1,7 @@
-//! Counting semaphores through the component against the real dflockd
-//! v1.10.0: the limit holds under contention, the first holder fixes the
-//! limit, two-phase and renewal work, and (a v1.10.0 fact) a lock is the
-//! same resource as a semaphore of limit 1 on the same key.
+//! Counting semaphores through the component against a dialect-v1 server:
+//! the limit holds under contention, the first holder fixes the limit,
+//! two-phase and renewal work. Whether a lock shares its key with a
+//! semaphore depends on the dialect: `dialects.rs`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use dflockd_host::{Enqueued, Error};
 use host_tests::server::dflockd;
-use host_tests::{connect, lock_on, semaphore_on};
+use host_tests::{connect, semaphore_on};
 
 #[test]
 fn nine_workers_share_three_slots_and_never_more_than_three_hold() {
@@ -99,24 +99,4 @@ fn two_phase_on_a_semaphore_takes_the_fast_and_the_queued_path() {
     let guard = c.wait(Some(5)).unwrap().expect("the slot a freed");
     assert_eq!(guard.release(), Ok(true));
     assert_eq!(b.release(), Ok(true));
-}
-
-/// On v1.10.0 a lock is a semaphore of limit 1 in one key space: a
-/// semaphore of another limit on a lock's key is a limit mismatch (2.x
-/// servers keep the two apart).
-#[test]
-fn locks_and_semaphores_share_one_key_space_on_v1_10() {
-    let server = dflockd(&[]);
-    let lock = lock_on(server.addr, "both").build().unwrap();
-    let _held = lock.acquire().unwrap().expect("granted");
-    let sem = semaphore_on(server.addr, "both", 2).build().unwrap();
-    assert_eq!(sem.acquire().err(), Some(Error::LimitMismatch));
-    let one = semaphore_on(server.addr, "both", 1)
-        .acquire_timeout_s(0)
-        .build()
-        .unwrap();
-    assert!(
-        one.acquire().unwrap().is_none(),
-        "a semaphore of limit 1 is the lock itself: held"
-    );
 }

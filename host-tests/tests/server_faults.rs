@@ -1,4 +1,4 @@
-//! What a holder and a waiter see when the real dflockd v1.10.0 fails:
+//! What a holder and a waiter see when a dialect-v1 server fails:
 //! killed (the loss is reported once, everywhere it should be), frozen with
 //! SIGSTOP (a typed timeout within the documented bound, then the object
 //! works again), restarted on the same port (the next acquire works), and

@@ -1,5 +1,5 @@
-//! The server's refusals as typed errors, through the component against the
-//! real dflockd v1.10.0: `--max-waiters`, `--max-locks`, a second enqueue,
+//! The server's refusals as typed errors, through the component against a
+//! dialect-v1 server: `--max-waiters`, `--max-locks`, a second enqueue,
 //! a wait without enqueue, and a fast-path grant whose lease lapsed before
 //! its wait.
 

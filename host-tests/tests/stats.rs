@@ -1,4 +1,4 @@
-//! The typed `stats` of the real dflockd v1.10.0, through the component:
+//! The typed `stats` of a dialect-v1 server, through the component:
 //! exactly the keys held and queued, with their limit, holders and waiters,
 //! and the idle lists once everything is released.
 

@@ -1,4 +1,4 @@
-//! TLS inside the component (rustls), against the real dflockd v1.10.0
+//! TLS inside the component (rustls), against a dialect-v1 server
 //! serving TLS with certificates made here by rcgen: every failure is a
 //! typed error naming its reason, within the connect timeout, and
 //! everything works over TLS: locks, renewal, two-phase, semaphores, auth,

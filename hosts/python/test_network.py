@@ -3,7 +3,7 @@
     python -m unittest test_network
 
 Starts dflockd from `$DFLOCKD_BIN` (default: the repository's
-target/dflockd/v1.10.0/dflockd) on a free port.
+target/release/dflockd-testserver) on a free port.
 """
 
 import os

@@ -24,8 +24,8 @@ const USAGE: &str = "usage: cargo xtask <build|demo|test|test-hosts|bench|soak|f
   bench  [--quick] the component beside the Python client and a raw socket (and the Go
          client's cmd/bench if DFLOCKD_GO_BENCH names one), release builds; writes
          BENCHMARKS.md (--quick: target/bench-quick/)
-  soak   [--minutes M] the component (blocking and async) and the Python client on
-         shared keys against one server for M minutes (default 10) with pauses and a
+  soak   [--minutes M] the component (blocking and async, and in Node and Python) and the
+         Python client on shared keys against one server for M minutes (default 10) with pauses and a
          restart; checks that no two holders overlapped, no connection leaked, memory is flat
   fuzz   [--seconds N] each cargo-fuzz target for N s (default 60) on nightly, from the
          seeds in fuzz/seeds/; installs nightly and cargo-fuzz if missing
@@ -43,7 +43,10 @@ fn main() {
             .and_then(|()| build())
             .and_then(|wasm| hosts::setup(&wasm))
             .and_then(|()| bench()),
-        "soak" => setup().and_then(|()| build()).and_then(|_| soak()),
+        "soak" => setup()
+            .and_then(|()| build())
+            .and_then(|wasm| hosts::setup(&wasm))
+            .and_then(|()| soak()),
         "fuzz" => fuzz::fuzz(),
         "lint" => setup().and_then(|()| lint()),
         _ => Err(USAGE.to_string()),
