@@ -78,7 +78,8 @@ pub fn real_dialect(path: &std::path::Path) -> Result<Dialect, String> {
     }
 }
 
-/// What a server name says in messages: "the test server (v1)", "dflockd (v2)".
+/// How messages name the server: "the test server (dialect v1)", or the
+/// real binary's path and dialect.
 pub fn describe(dialect: Dialect) -> String {
     match binary().real {
         None => format!("the test server (dialect {dialect})"),
@@ -133,18 +134,18 @@ pub fn dflockd_in(dialect: Dialect, flags: &[&str]) -> Server {
 
 /// Starts a server serving TLS with `cert`, plus `flags`, on a free port.
 pub fn dflockd_tls(cert: &crate::certs::ServerCert, flags: &[&str]) -> Server {
+    dflockd_tls_in(default_dialect(), cert, flags)
+}
+
+/// [`dflockd_tls`] in `dialect`.
+pub fn dflockd_tls_in(dialect: Dialect, cert: &crate::certs::ServerCert, flags: &[&str]) -> Server {
     let tls = cert.flags();
     let all: Vec<&str> = tls
         .iter()
         .map(String::as_str)
         .chain(flags.iter().copied())
         .collect();
-    dflockd(&all)
-}
-
-/// Starts a server in the default dialect on 127.0.0.1:`port`.
-pub fn dflockd_on(port: u16, flags: &[&str]) -> Server {
-    start(default_dialect(), port, flags)
+    dflockd_in(dialect, &all)
 }
 
 /// Starts a server in `dialect` on 127.0.0.1:`port`.

@@ -187,7 +187,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     async fn handle(&mut self, request: Request) -> Reply {
         let now = Instant::now();
-        let id = self.id;
         match request {
             // `auth` after the handshake, or to a server without a token:
             // dflockd knows it only as the handshake.
@@ -208,39 +207,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 lease,
                 limit,
             } => {
-                let at = Target {
-                    conn: id,
-                    space,
-                    key: &key,
-                };
-                let may_wait = !timeout.is_zero();
-                let acquired = self.shared.table().acquire(at, lease, limit, may_wait, now);
-                let granted = |token| Reply::Granted {
-                    token,
-                    lease_s: lease.as_secs(),
-                    acquired: false,
-                };
-                match acquired {
-                    Err(refusal) => Reply::Error(refusal),
-                    Ok(Acquired::Now(token)) => granted(token),
-                    Ok(Acquired::NotNow) => Reply::Timeout,
-                    Ok(Acquired::Queued(mut pending)) => {
-                        match self.wait_for(&mut pending.rx, timeout).await {
-                            Waited::Granted(token) => {
-                                self.shared.table().touch(at, Instant::now());
-                                granted(token)
-                            }
-                            Waited::GaveUp(draining) => {
-                                let mut table = self.shared.table();
-                                match table.give_up(at, &mut pending, Instant::now()) {
-                                    Some(token) => granted(token),
-                                    None => self.gave_up(draining),
-                                }
-                            }
-                            Waited::Closed => Reply::Error(None),
-                        }
-                    }
-                }
+                self.acquire(self.target(space, &key), timeout, lease, limit, now)
+                    .await
             }
             Request::Release { space, key, token } => {
                 match self.shared.table().release(space, &key, &token, now) {
@@ -263,19 +231,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 lease,
                 limit,
             } => {
-                let at = Target {
-                    conn: id,
-                    space,
-                    key: &key,
-                };
+                let at = self.target(space, &key);
                 match self.shared.table().enqueue(at, lease, limit, now) {
                     Err(refusal) => Reply::Error(refusal),
                     Ok(None) => Reply::Queued,
-                    Ok(Some(token)) => Reply::Granted {
-                        token,
-                        lease_s: lease.as_secs(),
-                        acquired: true,
-                    },
+                    Ok(Some(token)) => Reply::granted(token, lease, true),
                 }
             }
             Request::Wait {
@@ -286,23 +246,59 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         }
     }
 
-    /// `w`/`sw`.
-    async fn wait(&mut self, space: Space, key: String, timeout: Duration, now: Instant) -> Reply {
-        let at = Target {
+    /// What this connection asks about.
+    fn target<'k>(&self, space: Space, key: &'k str) -> Target<'k> {
+        Target {
             conn: self.id,
             space,
-            key: &key,
+            key,
+        }
+    }
+
+    /// `l`/`sl`: a slot now, or a place in the queue and a wait for it.
+    async fn acquire(
+        &mut self,
+        at: Target<'_>,
+        timeout: Duration,
+        lease: Duration,
+        limit: u32,
+        now: Instant,
+    ) -> Reply {
+        let may_wait = !timeout.is_zero();
+        let acquired = self.shared.table().acquire(at, lease, limit, may_wait, now);
+        let mut pending = match acquired {
+            Err(refusal) => return Reply::Error(refusal),
+            Ok(Acquired::Now(token)) => return Reply::granted(token, lease, false),
+            Ok(Acquired::NotNow) => return Reply::Timeout,
+            Ok(Acquired::Queued(pending)) => pending,
         };
+        match self.wait_for(&mut pending.rx, timeout).await {
+            Waited::Granted(token) => {
+                self.shared.table().touch(at, Instant::now());
+                Reply::granted(token, lease, false)
+            }
+            Waited::GaveUp(draining) => {
+                let taken = self
+                    .shared
+                    .table()
+                    .give_up(at, &mut pending, Instant::now());
+                match taken {
+                    Some(token) => Reply::granted(token, lease, false),
+                    None => self.gave_up(draining),
+                }
+            }
+            Waited::Closed => Reply::Error(None),
+        }
+    }
+
+    /// `w`/`sw`.
+    async fn wait(&mut self, space: Space, key: String, timeout: Duration, now: Instant) -> Reply {
+        let at = self.target(space, &key);
         let started = self.shared.table().wait_start(at, now);
-        let granted = |token, lease: Duration| Reply::Granted {
-            token,
-            lease_s: lease.as_secs(),
-            acquired: false,
-        };
         let mut pending = match started {
             Err(refusal) => return Reply::Error(refusal),
             Ok(WaitStart::Now(token, lease_s)) => {
-                return granted(token, Duration::from_secs(lease_s))
+                return Reply::granted(token, Duration::from_secs(lease_s), false)
             }
             Ok(WaitStart::Pending(pending)) => pending,
         };
@@ -321,7 +317,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             .table()
             .wait_end(at, &mut pending, got, Instant::now());
         match taken {
-            Some(token) => granted(token, pending.lease),
+            Some(token) => Reply::granted(token, pending.lease, false),
             None => self.gave_up(draining),
         }
     }

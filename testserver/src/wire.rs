@@ -266,6 +266,15 @@ pub enum Reply {
 }
 
 impl Reply {
+    /// A grant: `ok <token> <lease_s>`, or `acquired …` for an enqueue.
+    pub fn granted(token: String, lease: Duration, acquired: bool) -> Reply {
+        Reply::Granted {
+            token,
+            lease_s: lease.as_secs(),
+            acquired,
+        }
+    }
+
     /// The reply line, `\n` included.
     pub fn encode(&self, out: &mut Vec<u8>) {
         use std::io::Write;

@@ -100,15 +100,11 @@ fn run_examples(server: SocketAddr) -> wasmtime::Result<()> {
     // The TLS example: a server with a certificate from a throwaway CA.
     let pki = host_tests::certs::Pki::new("demo-ca");
     let ca_path = pki.ca_file().display().to_string();
-    let cert = pki.localhost().flags();
-    let tls = started(&[
-        &cert[0],
-        &cert[1],
-        &cert[2],
-        &cert[3],
-        "--auth-token",
-        secret,
-    ]);
+    let tls = host_tests::server::dflockd_tls_in(
+        newest_dialect(),
+        &pki.localhost(),
+        &["--auth-token", secret],
+    );
     let tls_addr = tls.addr.to_string();
     let runs: [(&str, String, Env); 10] = [
         (
