@@ -297,9 +297,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let started = self.shared.table().wait_start(at, now);
         let mut pending = match started {
             Err(refusal) => return Reply::Error(refusal),
-            Ok(WaitStart::Now(token, lease_s)) => {
-                return Reply::granted(token, Duration::from_secs(lease_s), false)
-            }
+            Ok(WaitStart::Now(token, lease)) => return Reply::granted(token, lease, false),
             Ok(WaitStart::Pending(pending)) => pending,
         };
         let waited = if timeout.is_zero() {

@@ -97,8 +97,8 @@ pub enum Acquired {
 
 /// What `w` starts with.
 pub enum WaitStart {
-    /// Granted (fast path or already granted): token and lease seconds.
-    Now(String, u64),
+    /// Granted (fast path or already granted): the token and its lease.
+    Now(String, Duration),
     /// Still queued.
     Pending(Pending),
 }
@@ -133,13 +133,29 @@ impl Table {
         }
     }
 
-    /// The resource of `rk`, created with `limit` if new.
-    fn get_or_create(
+    /// The common start of `l` and `e`: the resource of `rk` (created with
+    /// `limit` if new, else its limit checked), its run-out leases evicted,
+    /// then a slot now (`Some(token)`) if one is free and nobody queues, or
+    /// `None` when the caller must queue (the queue's cap checked).
+    fn slot_now(
         &mut self,
         rk: &ResKey,
+        conn: u64,
+        lease: Duration,
         limit: u32,
         now: Instant,
-    ) -> Result<&mut Resource, Refusal> {
+    ) -> Result<Option<String>, Refusal> {
+        self.admit(rk, limit, now)?;
+        self.evict_expired(rk, now, "evicting expired lease on acquire");
+        if let Some(token) = self.try_fast_path(rk, conn, lease, now) {
+            return Ok(Some(token));
+        }
+        self.check_waiters(rk)?;
+        Ok(None)
+    }
+
+    /// Creates the resource of `rk` with `limit` if new, else checks its limit.
+    fn admit(&mut self, rk: &ResKey, limit: u32, now: Instant) -> Result<(), Refusal> {
         if !self.resources.contains_key(rk) {
             if self.resources.len() >= self.limits.max_locks {
                 return Err(Some("max_locks"));
@@ -159,7 +175,7 @@ impl Table {
             return Err(Some("limit_mismatch"));
         }
         res.last_activity = now;
-        Ok(res)
+        Ok(())
     }
 
     /// `l`/`sl`: a slot now if one is free and nobody queues, else a place
@@ -173,12 +189,9 @@ impl Table {
         now: Instant,
     ) -> Result<Acquired, Refusal> {
         let rk = self.res_key(at.space, at.key);
-        self.get_or_create(&rk, limit, now)?;
-        self.evict_expired(&rk, now, "evicting expired lease on acquire");
-        if let Some(token) = self.try_fast_path(&rk, at.conn, lease, now) {
+        if let Some(token) = self.slot_now(&rk, at.conn, lease, limit, now)? {
             return Ok(Acquired::Now(token));
         }
-        self.check_waiters(&rk)?;
         if !may_wait {
             return Ok(Acquired::NotNow);
         }
@@ -220,25 +233,18 @@ impl Table {
         if self.enqueued.contains_key(&ek) {
             return Err(Some("already_enqueued"));
         }
-        self.get_or_create(&rk, limit, now)?;
-        self.evict_expired(&rk, now, "evicting expired lease on acquire");
-        if let Some(token) = self.try_fast_path(&rk, conn, lease, now) {
-            let entry = Enqueued {
-                lease,
-                token: Some(token.clone()),
-                waiter: None,
-            };
-            self.enqueued.insert(ek, entry);
-            return Ok(Some(token));
-        }
-        self.check_waiters(&rk)?;
+        let token = self.slot_now(&rk, conn, lease, limit, now)?;
+        let waiter = match token {
+            Some(_) => None,
+            None => Some(self.push_waiter(&rk, conn, lease)),
+        };
         let entry = Enqueued {
             lease,
-            token: None,
-            waiter: Some(self.push_waiter(&rk, conn, lease)),
+            token: token.clone(),
+            waiter,
         };
         self.enqueued.insert(ek, entry);
-        Ok(None)
+        Ok(token)
     }
 
     /// `w`/`sw`: what this connection's `e` on `key` has become.
@@ -263,7 +269,7 @@ impl Table {
                 return Err(Some("lease_expired"));
             }
             holder.expires = now + lease;
-            return Ok(WaitStart::Now(token, lease.as_secs()));
+            return Ok(WaitStart::Now(token, lease));
         }
         let Some(mut pending) = entry.waiter.take() else {
             // A `w` is already waiting on this entry (cannot happen on one
@@ -273,7 +279,7 @@ impl Table {
         if let Ok(token) = pending.rx.try_recv() {
             self.enqueued.remove(&ek);
             self.start_lease(&rk, &token, lease, now);
-            return Ok(WaitStart::Now(token, lease.as_secs()));
+            return Ok(WaitStart::Now(token, lease));
         }
         Ok(WaitStart::Pending(pending))
     }
