@@ -138,16 +138,37 @@ fn bad_input_is_a_typed_error_from_the_builder() {
 fn the_compiled_component_is_cached_on_disk() {
     let dir = std::env::temp_dir().join(format!("dflockd-cache-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let cached = |dir: &std::path::Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    // wasmtime's cache: one file per artifact below `dir/modules`, beside
+    // `.stats` files and its worker's cleanup marks.
+    let cached = |dir: &std::path::Path| artifacts(&dir.join("modules"));
     Runtime::builder().cache_dir(&dir).build().unwrap();
-    assert_eq!(cached(&dir), 1, "one artifact written");
+    let first = cached(&dir);
+    assert_eq!(first.len(), 1, "one artifact written: {first:?}");
     let again = Runtime::builder().cache_dir(&dir).build().unwrap();
-    assert_eq!(cached(&dir), 1, "reused, not rewritten");
+    assert_eq!(cached(&dir), first, "reused, not rewritten");
     assert!(
         again.lock("k").build().is_ok(),
         "the deserialized component works"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Every file below `dir` but wasmtime's `.stats`, with its modification time.
+fn artifacts(dir: &std::path::Path) -> Vec<(std::path::PathBuf, std::time::SystemTime)> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.extension().is_none_or(|e| e != "stats") {
+                let modified = entry.metadata().and_then(|m| m.modified()).unwrap();
+                found.push((path, modified));
+            }
+        }
+    }
+    found
 }
 
 #[test]
@@ -230,4 +251,70 @@ fn accessors_answer_while_another_thread_blocks_in_a_call() {
     assert_eq!(answers, (false, None, 0));
     assert_eq!(held.release(), Ok(true));
     assert_eq!(blocked.join().unwrap(), Ok(Some(Ok(true))));
+}
+
+#[test]
+fn an_owned_guard_moves_to_another_thread_and_releases_there() {
+    let server = dflockd(&[]);
+    let holder = Arc::new(lock(server.addr, "owned").build().unwrap());
+    let other = lock(server.addr, "owned")
+        .acquire_timeout_s(0)
+        .build()
+        .unwrap();
+    let guard = Arc::clone(&holder)
+        .acquire_owned()
+        .unwrap()
+        .expect("granted");
+    let fence = guard.fence();
+    assert!(fence.is_some());
+    let (tx, rx) = mpsc::channel();
+    let worker = thread::spawn(move || {
+        // The guard lives on here, past the scope that acquired it.
+        tx.send(guard.fence()).unwrap();
+        drop(guard);
+    });
+    assert_eq!(rx.recv().unwrap(), fence, "the same grant in the thread");
+    worker.join().unwrap();
+    assert!(!holder.is_held(), "released by the drop in the thread");
+    let again = other.acquire().unwrap().expect("free again");
+    assert_eq!(again.release(), Ok(true));
+    let explicit = Arc::clone(&holder).acquire_owned().unwrap().unwrap();
+    assert_eq!(explicit.release(), Ok(true));
+}
+
+#[test]
+fn debug_shows_what_an_object_is_and_never_its_secrets() {
+    let server = dflockd(&[]);
+    let auth = "auth-token-that-must-not-show";
+    let key_pem = "-----BEGIN PRIVATE KEY-----not-to-be-shown";
+    let builder = lock(server.addr, "debug-key")
+        .auth_token(auth)
+        .tls(dflockd_host::Tls::mozilla_roots().client_cert("chain", key_pem))
+        .lease_ttl_s(7);
+    let shown = format!("{builder:?}");
+    assert!(
+        shown.contains("debug-key") && shown.contains("LeaseTtlS(7)"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains(auth) && !shown.contains("not-to-be-shown"),
+        "{shown}"
+    );
+
+    let holder = lock(server.addr, "debug-key").build().unwrap();
+    let guard = holder.acquire().unwrap().expect("granted");
+    let token = guard.token().unwrap();
+    let fence = guard.fence().unwrap();
+    for shown in [
+        format!("{holder:?}"),
+        format!("{guard:?}"),
+        format!("{guard:#?}"),
+    ] {
+        assert!(shown.contains("debug-key"), "{shown}");
+        assert!(shown.contains(&fence.to_string()), "the fence: {shown}");
+        assert!(!shown.contains(&token), "never the token: {shown}");
+    }
+    assert!(format!("{:?}", runtime()).starts_with("Runtime {"));
+    assert!(format!("{:?}", host_tests::connect(server.addr)).contains("open: true"));
+    assert_eq!(guard.release(), Ok(true));
 }

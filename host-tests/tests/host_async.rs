@@ -194,3 +194,53 @@ async fn the_blocking_flavour_also_works_inside_async_code() {
     let granted = other.acquire().await.unwrap().expect("the key is free");
     assert_eq!(granted.release().await, Ok(true));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owned_guard_moves_into_a_task_and_releases_there() {
+    let server = dflockd(&[]);
+    let holder = Arc::new(
+        lock(server.addr, "owned-async")
+            .build_async()
+            .await
+            .unwrap(),
+    );
+    let other = lock(server.addr, "owned-async")
+        .acquire_timeout_s(0)
+        .build_async()
+        .await
+        .unwrap();
+    let guard = Arc::clone(&holder)
+        .acquire_owned()
+        .await
+        .unwrap()
+        .expect("granted");
+    let fence = guard.fence();
+    let token = guard.token().unwrap();
+    assert!(
+        !format!("{guard:?}").contains(&token),
+        "Debug hides the token"
+    );
+    let task = tokio::spawn(async move {
+        let seen = guard.fence();
+        assert_eq!(guard.release().await, Ok(true));
+        seen
+    });
+    assert_eq!(task.await.unwrap(), fence, "the same grant in the task");
+    assert!(!holder.is_held());
+    let again = other.acquire().await.unwrap().expect("free again");
+    assert_eq!(again.release().await, Ok(true));
+    // Dropped in a task: released by the task the drop spawns.
+    let dropped = Arc::clone(&holder).acquire_owned().await.unwrap().unwrap();
+    tokio::spawn(async move { drop(dropped) }).await.unwrap();
+    let waiting = lock(server.addr, "owned-async")
+        .acquire_timeout_s(10)
+        .build_async()
+        .await
+        .unwrap();
+    let after = waiting
+        .acquire()
+        .await
+        .unwrap()
+        .expect("granted after the drop");
+    assert_eq!(after.release().await, Ok(true));
+}

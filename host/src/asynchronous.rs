@@ -199,6 +199,14 @@ pub struct AsyncGuard<'a, K> {
     holder: Option<&'a AsyncHolder<K>>,
 }
 
+/// A held grant that owns (a share of) its holder, for a guard moved into
+/// a spawned task ([`AsyncHolder::acquire_owned`]); dropping it releases in
+/// a spawned task, as [`AsyncGuard`] does.
+#[must_use = "dropping the guard releases the lock"]
+pub struct OwnedAsyncGuard<K> {
+    holder: Option<Arc<AsyncHolder<K>>>,
+}
+
 /// Runs one resource call with cancellation (see the module docs), then
 /// records what it leaves held: `$held(&result)` gives it, or `None` to
 /// ask the component. A cancelled call leaves nothing held (its instance
@@ -244,6 +252,23 @@ impl<K> AsyncHolder<K> {
     pub async fn acquire(&self) -> Result<Option<AsyncGuard<'_, K>>, Error> {
         let granted = cancellable!(self, granted, call_acquire)?;
         Ok(granted.map(|_| AsyncGuard { holder: Some(self) }))
+    }
+
+    /// [`acquire`](Self::acquire), with a guard that owns a share of the
+    /// holder: for a guard moved into a spawned task.
+    /// `Arc::clone(&lock).acquire_owned().await`.
+    pub async fn acquire_owned(self: Arc<Self>) -> Result<Option<OwnedAsyncGuard<K>>, Error> {
+        let granted = self.acquire().await?.map(std::mem::forget).is_some();
+        Ok(granted.then_some(OwnedAsyncGuard { holder: Some(self) }))
+    }
+
+    /// [`wait`](Self::wait), with a guard that owns a share of the holder.
+    pub async fn wait_owned(
+        self: Arc<Self>,
+        timeout_s: Option<u64>,
+    ) -> Result<Option<OwnedAsyncGuard<K>>, Error> {
+        let granted = self.wait(timeout_s).await?.map(std::mem::forget).is_some();
+        Ok(granted.then_some(OwnedAsyncGuard { holder: Some(self) }))
     }
 
     /// Joins the queue without waiting: held at once, or queued.
@@ -373,22 +398,86 @@ impl<K> std::ops::Deref for AsyncGuard<'_, K> {
 
 impl<K> Drop for AsyncGuard<'_, K> {
     fn drop(&mut self) {
-        let Some(holder) = self.holder.take() else {
-            return;
-        };
-        let shared = holder.shared.clone();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                let Ok(mut slot) = shared.core().await else {
-                    return;
-                };
-                if let Some(core) = slot.as_mut() {
-                    let released = call!(shared, core, call_release);
-                    tracing::debug!(?released, "release on guard drop");
-                }
-                locked(&shared.view).set(None);
-            });
+        if let Some(holder) = self.holder.take() {
+            release_in_background(&holder.shared);
         }
+    }
+}
+
+impl<K> OwnedAsyncGuard<K> {
+    /// Releases now and reports the outcome.
+    pub async fn release(mut self) -> Result<bool, Error> {
+        match self.holder.take() {
+            Some(holder) => holder.release().await,
+            None => Ok(false),
+        }
+    }
+
+    /// The holder this guard shares.
+    pub fn holder(&self) -> &Arc<AsyncHolder<K>> {
+        self.holder
+            .as_ref()
+            .expect("a guard always has its holder until released")
+    }
+}
+
+impl<K> std::ops::Deref for OwnedAsyncGuard<K> {
+    type Target = AsyncHolder<K>;
+    fn deref(&self) -> &AsyncHolder<K> {
+        self.holder()
+    }
+}
+
+impl<K> Drop for OwnedAsyncGuard<K> {
+    fn drop(&mut self) {
+        if let Some(holder) = self.holder.take() {
+            release_in_background(&holder.shared);
+        }
+    }
+}
+
+/// A guard's drop: the release runs in a task on the current tokio
+/// runtime (a drop cannot wait); without one, the lease runs out on the
+/// server, or goes with the connection when the holder is dropped.
+fn release_in_background(shared: &Arc<Shared>) {
+    let shared = shared.clone();
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        rt.spawn(async move {
+            let Ok(mut slot) = shared.core().await else {
+                return;
+            };
+            if let Some(core) = slot.as_mut() {
+                let released = call!(shared, core, call_release);
+                tracing::debug!(?released, "release on guard drop");
+            }
+            locked(&shared.view).set(None);
+        });
+    }
+}
+
+/// Key, kind, server and fence: never the token (a secret).
+impl<K> std::fmt::Debug for AsyncHolder<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncHolder")
+            .field("key", &self.key())
+            .field("kind", &self.kind())
+            .field("server_index", &self.server_index())
+            .field("fence", &self.fence())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K> std::fmt::Debug for AsyncGuard<'_, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("AsyncGuard").field(&self.holder).finish()
+    }
+}
+
+impl<K> std::fmt::Debug for OwnedAsyncGuard<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("OwnedAsyncGuard")
+            .field(&self.holder)
+            .finish()
     }
 }
 

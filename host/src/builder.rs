@@ -12,7 +12,7 @@ use crate::{Counting, Error, Exclusive, Kind, LeaseLost, Runtime};
 pub(crate) type LostCallback = Arc<dyn Fn(&LeaseLost) + Send + Sync>;
 type ShardFn = Arc<dyn Fn(&str, usize) -> usize + Send + Sync>;
 
-/// Options for a [`Lock`] or [`Semaphore`]; every unset option keeps the
+/// Options for a [`Lock`](crate::Lock) or [`Semaphore`](crate::Semaphore); every unset option keeps the
 /// component's documented default (see `wit/types.wit`, `setting`).
 pub struct Builder<K> {
     runtime: Runtime,
@@ -24,6 +24,31 @@ pub struct Builder<K> {
     shard: Option<ShardFn>,
     on_lost: Option<LostCallback>,
     kind: PhantomData<K>,
+}
+
+/// Every option but the secrets: the auth token and TLS material show
+/// only that they are set.
+impl<K> std::fmt::Debug for Builder<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let settings: Vec<String> = self.settings.iter().map(redacted).collect();
+        f.debug_struct("Builder")
+            .field("key", &self.key)
+            .field("limit", &self.limit)
+            .field("servers", &self.servers)
+            .field("settings", &settings)
+            .field("shard_with", &self.shard.is_some())
+            .field("on_lost", &self.on_lost.is_some())
+            .finish()
+    }
+}
+
+/// A setting as `Debug` shows it, secrets hidden.
+fn redacted(setting: &Setting) -> String {
+    match setting {
+        Setting::AuthToken(_) => "AuthToken(<redacted>)".into(),
+        Setting::Tls(list) => format!("Tls({} settings, <redacted>)", list.len()),
+        other => format!("{other:?}"),
+    }
 }
 
 impl Runtime {

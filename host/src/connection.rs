@@ -26,6 +26,22 @@ pub struct AsyncConnection {
     handle: Option<ResourceAny>,
 }
 
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("open", &self.handle.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for AsyncConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncConnection")
+            .field("open", &self.handle.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The server, the addresses the sandbox may reach, and the connect settings.
 fn dial(
     host: &str,

@@ -27,6 +27,7 @@
 //! [`Error`], [`Grant`], [`Enqueued`], [`Stats`], [`LeaseLost`].
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
+#![deny(missing_debug_implementations)]
 
 pub mod asynchronous;
 mod builder;
@@ -48,6 +49,6 @@ pub use connection::Connection;
 pub use dflockd_core::protocol::stats::{IdleInfo, LockInfo, SemaphoreInfo, Stats};
 pub use dflockd_core::{Counters, Enqueued, Grant, Kind, LeaseLost, Loss, LossCause};
 pub use error::Error;
-pub use lock::{Counting, Exclusive, Guard, Holder, Lock, Semaphore};
+pub use lock::{Counting, Exclusive, Guard, Holder, Lock, OwnedGuard, Semaphore};
 pub use runtime::{default_component_path, embedded_component, sandbox, Runtime, RuntimeBuilder};
 pub use tls::Tls;

@@ -276,6 +276,14 @@ pub struct Guard<'a, K> {
     holder: &'a Holder<K>,
 }
 
+/// A held grant that owns (a share of) its holder, so that it can move to
+/// another thread or outlive the scope that acquired it
+/// ([`Holder::acquire_owned`]); releases when dropped, as [`Guard`] does.
+#[must_use = "dropping the guard releases the lock at once"]
+pub struct OwnedGuard<K> {
+    holder: Arc<Holder<K>>,
+}
+
 impl<K> Holder<K> {
     /// Runs a call into the instance; records what it leaves held
     /// (`held`, from the result, or `None` to ask the component) and
@@ -342,6 +350,38 @@ impl<K> Holder<K> {
             held_after_grant,
         )?;
         Ok(self.guard(granted, "wait"))
+    }
+
+    /// [`acquire`](Self::acquire), with a guard that owns a share of the
+    /// holder (clone the `Arc` first to keep one): for a guard moved into
+    /// another thread.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), dflockd_host::Error> {
+    /// use std::sync::Arc;
+    ///
+    /// let runtime = dflockd_host::Runtime::new()?;
+    /// let lock = Arc::new(runtime.lock("nightly-job").build()?);
+    /// if let Some(guard) = Arc::clone(&lock).acquire_owned()? {
+    ///     std::thread::spawn(move || {
+    ///         // ... the work, under the lock ...
+    ///         drop(guard); // released here, in the worker
+    ///     });
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn acquire_owned(self: Arc<Self>) -> Result<Option<OwnedGuard<K>>, Error> {
+        let granted = self.acquire()?.map(std::mem::forget).is_some();
+        Ok(granted.then_some(OwnedGuard { holder: self }))
+    }
+
+    /// [`wait`](Self::wait), with a guard that owns a share of the holder.
+    pub fn wait_owned(
+        self: Arc<Self>,
+        timeout_s: Option<u64>,
+    ) -> Result<Option<OwnedGuard<K>>, Error> {
+        let granted = self.wait(timeout_s)?.map(std::mem::forget).is_some();
+        Ok(granted.then_some(OwnedGuard { holder: self }))
     }
 
     fn guard(&self, granted: Option<Grant>, how: &str) -> Option<Guard<'_, K>> {
@@ -461,8 +501,66 @@ impl<K> std::ops::Deref for Guard<'_, K> {
 
 impl<K> Drop for Guard<'_, K> {
     fn drop(&mut self) {
-        if let Err(e) = self.holder.release() {
-            tracing::warn!(key = %self.holder.key, error = %e, "release on guard drop failed");
+        self.holder.release_on_drop();
+    }
+}
+
+impl<K> Holder<K> {
+    /// A guard's drop: releases, reporting a failure to `tracing` only.
+    fn release_on_drop(&self) {
+        if let Err(e) = self.release() {
+            tracing::warn!(key = %self.key, error = %e, "release on guard drop failed");
         }
+    }
+}
+
+impl<K> OwnedGuard<K> {
+    /// Releases now, reporting the outcome (dropping releases too, silently).
+    pub fn release(self) -> Result<bool, Error> {
+        let holder = self.holder.clone();
+        std::mem::forget(self);
+        holder.release()
+    }
+
+    /// The holder this guard shares.
+    pub fn holder(&self) -> &Arc<Holder<K>> {
+        &self.holder
+    }
+}
+
+impl<K> std::ops::Deref for OwnedGuard<K> {
+    type Target = Holder<K>;
+    fn deref(&self) -> &Holder<K> {
+        &self.holder
+    }
+}
+
+impl<K> Drop for OwnedGuard<K> {
+    fn drop(&mut self) {
+        self.holder.release_on_drop();
+    }
+}
+
+/// Key, kind, server and fence: never the token (a secret).
+impl<K> std::fmt::Debug for Holder<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Holder")
+            .field("key", &self.key)
+            .field("kind", &self.kind)
+            .field("server_index", &self.server_index)
+            .field("fence", &self.fence())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K> std::fmt::Debug for Guard<'_, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Guard").field(self.holder).finish()
+    }
+}
+
+impl<K> std::fmt::Debug for OwnedGuard<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("OwnedGuard").field(&*self.holder).finish()
     }
 }

@@ -1,16 +1,13 @@
-//! Loading the component once (with an on-disk cache of the compiled
-//! artifact) and making sandboxed instances of it.
+//! Loading the component once (with wasmtime's on-disk cache of the
+//! compiled code) and making sandboxed instances of it.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, ProfilingStrategy, Store};
+use wasmtime::{Cache, CacheConfig, Config, Engine, ProfilingStrategy, Store};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -269,9 +266,11 @@ impl RuntimeBuilder {
         // memory"). It is defence in depth against a compiler bug, not a
         // bounds check: those stay elided by the reserve and guard behind.
         config.guard_before_linear_memory(false);
+        if !self.no_cache {
+            config.cache(cache(&self.cache_dir.unwrap_or_else(default_cache_dir)));
+        }
         let engine = Engine::new(&config).trap()?;
-        let cache = (!self.no_cache).then(|| self.cache_dir.unwrap_or_else(default_cache_dir));
-        let component = load(&engine, &bytes, cache.as_deref())?;
+        let component = Component::new(&engine, &bytes).trap()?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).trap()?;
         let pre_async =
@@ -285,6 +284,14 @@ impl RuntimeBuilder {
                 tally: Arc::default(),
             }),
         })
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("counters", &self.counters())
+            .finish_non_exhaustive()
     }
 }
 
@@ -444,41 +451,16 @@ fn default_cache_dir() -> PathBuf {
         .unwrap_or_else(|| std::env::temp_dir().join("dflockd-component"))
 }
 
-/// Compiles `bytes`, or deserializes the artifact cached for exactly these
-/// bytes and this engine. A cache that cannot be read or written only costs
-/// a compile.
-fn load(engine: &Engine, bytes: &[u8], cache: Option<&Path>) -> Result<Component, Error> {
-    let Some(dir) = cache else {
-        return Component::new(engine, bytes).trap();
-    };
-    let mut compat = DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut compat);
-    let digest = Sha256::digest(bytes);
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    let file = dir.join(format!("{hex}-{:016x}.cwasm", compat.finish()));
-    if file.exists() {
-        // SAFETY: the file was written by `Component::serialize` below, for
-        // exactly these component bytes (by SHA-256) and this engine's
-        // compilation settings (by its compatibility hash); wasmtime checks
-        // the header again and fails cleanly on a mismatch.
-        #[allow(unsafe_code)]
-        match unsafe { Component::deserialize_file(engine, &file) } {
-            Ok(component) => return Ok(component),
-            Err(e) => {
-                tracing::warn!(file = %file.display(), error = %e, "stale component cache; recompiling")
-            }
-        }
-    }
-    let component = Component::new(engine, bytes).trap()?;
-    let written = component.serialize().trap().and_then(|artifact| {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Runtime(e.to_string()))?;
-        let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, artifact)
-            .and_then(|()| std::fs::rename(&tmp, &file))
-            .map_err(|e| Error::Runtime(e.to_string()))
-    });
-    if let Err(e) = written {
-        tracing::warn!(dir = %dir.display(), error = %e, "could not cache the compiled component");
-    }
-    Ok(component)
+/// wasmtime's own cache of compiled code (its `cache` feature: keyed by
+/// the component's bytes and the engine's settings, zstd-compressed,
+/// pruned by its worker) in `dir`. A cache that cannot be set up only
+/// costs a compile, each time.
+fn cache(dir: &Path) -> Option<Cache> {
+    let mut config = CacheConfig::new();
+    config.with_directory(dir);
+    Cache::new(config)
+        .inspect_err(|e| {
+            tracing::warn!(dir = %dir.display(), error = %e, "no cache for the compiled component")
+        })
+        .ok()
 }
