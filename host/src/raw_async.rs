@@ -10,7 +10,7 @@ use dflockd_core::protocol::stats;
 use dflockd_core::{Enqueued, Grant, Kind, LeaseLost, Loss, LossCause};
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    path: "wit",
     world: "client",
     with: { "wasi:io/poll": wasmtime_wasi::p2::bindings::io::poll },
     exports: { default: async },
