@@ -190,12 +190,6 @@ pub fn markdown(r: &Results, chart: &str) -> String {
         }
     }
     hosts_section(&mut md, r);
-    let _ = writeln!(md, "\n## The test server against dflockd v1.10.0\n");
-    let _ = write!(md, "{}", include_str!("../test-server.md"));
-    let _ = writeln!(md, "\n## Before and after issue 10\n");
-    let _ = write!(md, "{}", include_str!("../issue-10.md"));
-    let _ = writeln!(md, "\n## Where the time goes\n");
-    let _ = write!(md, "{}", include_str!("../where-the-time-goes.md"));
     if let Some(s) = r.startup {
         let _ = writeln!(md, "\n## Start-up\n");
         let _ = writeln!(md, "| step | ms |\n|---|---|");
@@ -247,6 +241,7 @@ pub fn markdown(r: &Results, chart: &str) -> String {
             );
         }
     }
+    history(&mut md);
     md
 }
 
@@ -338,5 +333,30 @@ fn hosts_section(md: &mut String, r: &Results) {
     }
     for (name, ops) in &r.hosts {
         let _ = writeln!(md, "| {name} | {ops:.0} |");
+    }
+}
+
+/// The measurements made by hand and the analyses of earlier runs, below
+/// this run's figures (their headings one level down).
+fn history(md: &mut String) {
+    let _ = writeln!(md, "\n## History and analysis\n");
+    let _ = writeln!(
+        md,
+        "Measured in earlier runs or by hand, kept for what they explain; the figures above \
+         are the current ones."
+    );
+    for (title, text) in [
+        (
+            "The test server against dflockd v1.10.0",
+            include_str!("../test-server.md"),
+        ),
+        ("Before and after issue 10", include_str!("../issue-10.md")),
+        (
+            "Where the time goes",
+            include_str!("../where-the-time-goes.md"),
+        ),
+    ] {
+        let _ = writeln!(md, "\n### {title}\n");
+        let _ = write!(md, "{}", text.replace("\n### ", "\n#### "));
     }
 }
