@@ -259,3 +259,32 @@ fn the_node_and_python_examples_run_against_the_real_server() {
         "{said}"
     );
 }
+
+#[test]
+fn the_node_package_passes_its_own_tests_and_type_check() {
+    // Options refused by name, TLS both ways, connect timeout, auth, and a
+    // process that exits by itself with an unclosed lock (`test/`); and the
+    // typings checked against the TypeScript example (`tsc -p .`).
+    let node = hosts_dir().join("node");
+    prepared(
+        node.join("gen/dflockd.js"),
+        "transpiles the component with jco",
+    );
+    let server = host_tests::server::testserver_path().display().to_string();
+    let said = output_of(
+        Path::new("npm"),
+        &["test", "--silent"],
+        &node,
+        &[("DFLOCKD_TESTSERVER", server)],
+    );
+    assert!(
+        said.contains("# fail 0") && said.contains("# skipped 0"),
+        "{said}"
+    );
+    output_of(
+        Path::new("npm"),
+        &["run", "--silent", "typecheck"],
+        &node,
+        &[],
+    );
+}

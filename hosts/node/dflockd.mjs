@@ -1,10 +1,11 @@
 // dflockd locks and semaphores for Node.js, from the dflockd client component (transpiled
 // by jco into gen/). The component runs in one worker thread (worker.mjs) because its
 // sockets block the thread that calls it; every method here is async and costs a message
-// round trip. Leases renew in that worker between calls.
+// round trip. Leases renew in that worker between calls. Types: dflockd.d.ts.
 //
-// Lifetime: the worker keeps the process alive only while a call is pending or an object
-// is open (not yet closed), so close what you open — or use `withLock`.
+// Lifetime: the worker keeps the process alive only while a call is in flight. A held
+// lease does not: a program with nothing left to do exits, its connections close, and the
+// server releases what they held (dflockd's default). So close() is tidy, not required.
 import { Worker } from 'node:worker_threads';
 
 /** Every failure: `kind` is the WIT `error` case, `detail` its payload. */
@@ -33,23 +34,14 @@ function describe(detail) {
 
 let worker;
 let failure; // once the worker died, its objects are gone: every call fails with this
-let users = 0; // open objects + pending calls; the worker is ref'ed while there are any
 let nextSeq = 1;
 let nextId = 1;
-const pending = new Map(); // seq -> {resolve, reject}
+const pending = new Map(); // seq -> {resolve, reject}; the worker is ref'ed while not empty
 const lossHandlers = new Map(); // object id -> (loss) => void
-
-function use(delta) {
-  const before = users;
-  users += delta;
-  if (users === 0) worker?.unref();
-  else if (before === 0) worker?.ref();
-}
 
 function fail(error) {
   failure ??= error;
   for (const { reject } of pending.values()) reject(failure);
-  users -= pending.size;
   pending.clear();
 }
 
@@ -57,14 +49,15 @@ function request(op, args) {
   return new Promise((resolve, reject) => {
     if (failure) throw failure;
     if (!worker) {
-      worker = new Worker(new URL('./worker.mjs', import.meta.url));
-      if (users === 0) worker.unref();
+      // No flags of the application's (`-e`, `--input-type`, loaders...): the worker runs
+      // only the component, and a worker refuses some of them.
+      worker = new Worker(new URL('./worker.mjs', import.meta.url), { execArgv: [] });
       worker.on('message', onMessage);
       worker.on('error', (e) => fail(new DflockdError('internal', `component worker failed: ${e.message}`)));
       worker.on('exit', (code) => fail(new DflockdError('internal', `component worker exited (${code})`)));
     }
+    if (pending.size === 0) worker.ref();
     pending.set(nextSeq, { resolve, reject });
-    use(1);
     worker.postMessage({ seq: nextSeq++, op, args });
   });
 }
@@ -76,16 +69,34 @@ function onMessage(msg) {
   }
   const { resolve, reject } = pending.get(msg.seq);
   pending.delete(msg.seq);
-  use(-1);
+  if (pending.size === 0) worker.unref();
   if (msg.error) reject(new DflockdError(msg.error.kind, msg.error.detail));
   else resolve(msg.value);
 }
 
-// ---- values in: plain JS numbers (or BigInt) become the WIT integers ----
+// ---- options in: checked here, so a typo is not silently a default ----
+// A wrong name or JS type is a TypeError (a bug in the caller, what TypeScript catches); a
+// number out of range is `invalid-argument`, as the component says for its own checks.
+
+const typeName = (v) => (v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v);
+
+function expect(name, value, type) {
+  if (typeof value !== type) throw new TypeError(`dflockd: ${name} must be a ${type}, not ${typeName(value)}`);
+  return value;
+}
+
+function known(what, options, names) {
+  if (typeName(options) !== 'object') throw new TypeError(`dflockd: ${what}s must be in an object, not ${typeName(options)}`);
+  for (const name of Object.keys(options))
+    if (!names.includes(name))
+      throw new TypeError(`dflockd: unknown ${what} ${JSON.stringify(name)}; known: ${names.join(', ')}`);
+  return options;
+}
 
 function integer(name, value, max) {
-  const ok =
-    (typeof value === 'bigint' || Number.isSafeInteger(value)) && value >= 0 && BigInt(value) <= max;
+  if (typeof value !== 'number' && typeof value !== 'bigint')
+    throw new TypeError(`dflockd: ${name} must be a number, not ${typeName(value)}`);
+  const ok = (typeof value === 'bigint' || Number.isSafeInteger(value)) && value >= 0 && BigInt(value) <= max;
   if (!ok) throw new DflockdError('invalid-argument', `${name} must be an integer in 0..${max}`);
   return BigInt(value);
 }
@@ -93,42 +104,59 @@ const u64 = (name, value) => integer(name, value, 2n ** 64n - 1n);
 const u32 = (name, value) => Number(integer(name, value, 2n ** 32n - 1n));
 const u16 = (name, value) => Number(integer(name, value, 65535n));
 
-const server = ([host, port]) => ({ host, port: u16('port', port) });
+function servers(list) {
+  if (!Array.isArray(list)) throw new TypeError(`dflockd: servers must be an array of [host, port], not ${typeName(list)}`);
+  return list.map((pair, i) => {
+    if (!Array.isArray(pair) || pair.length !== 2)
+      throw new TypeError(`dflockd: servers[${i}] must be a [host, port] pair`);
+    return { host: expect(`servers[${i}] host`, pair[0], 'string'), port: u16(`servers[${i}] port`, pair[1]) };
+  });
+}
 
-/**
- * @typedef {object} Options
- * @property {Array<[string, number]>} [servers] `[host, port]` pairs; a key routes to one
- *   of them by the CRC-32 formula. Default `[['127.0.0.1', 6388]]`.
- * @property {number} [leaseTtlS] lease per grant, in seconds (default: the server's)
- * @property {number} [acquireTimeoutS] how long `acquire` may wait, in seconds (default
- *   10; 0 is a try-lock)
- * @property {string} [authToken] for servers started with `--auth-token`
- * @property {number} [renewRatio] renew when this fraction of the lease has passed (default 0.5)
- * @property {(loss: Loss) => void} [onLost] called once for each lease this object loses
- */
+// `true`: TLS with the built-in roots; an object: the WIT tls-setting cases; `false`: plain TCP.
+function tls(value) {
+  if (typeof value === 'boolean') return value ? [] : undefined;
+  if (typeName(value) !== 'object') throw new TypeError(`dflockd: tls must be a boolean or an object, not ${typeName(value)}`);
+  const { caPem, serverName, clientCert } = known('tls option', value, ['caPem', 'serverName', 'clientCert']);
+  const list = [];
+  if (caPem !== undefined) list.push({ tag: 'ca-pem', val: expect('tls.caPem', caPem, 'string') });
+  if (serverName !== undefined) list.push({ tag: 'server-name', val: expect('tls.serverName', serverName, 'string') });
+  if (clientCert !== undefined) {
+    const { certChainPem, privateKeyPem } = known('tls.clientCert field', clientCert, ['certChainPem', 'privateKeyPem']);
+    const val = {
+      certChainPem: expect('tls.clientCert.certChainPem', certChainPem, 'string'),
+      privateKeyPem: expect('tls.clientCert.privateKeyPem', privateKeyPem, 'string'),
+    };
+    list.push({ tag: 'client-cert', val });
+  }
+  return list;
+}
 
-/**
- * @typedef {object} Loss
- * @property {string} key
- * @property {string} cause `connection-lost`, `renewal-refused`, `no-reply`, ... (WIT `loss-cause`)
- * @property {string} detail what was seen, redacted; may be empty
- * @property {bigint} fence the fence of the lost grant
- */
+// Option name -> the WIT setting: its tag and the conversion. The names are the WIT
+// settings' in camelCase, unit included: seconds the server counts (`S`), the client's own
+// milliseconds (`Ms`).
+const SETTINGS = {
+  servers: ['servers', servers],
+  serverIndex: ['server-index', (v) => u32('serverIndex', v)],
+  connectTimeoutMs: ['connect-timeout-ms', (v) => u64('connectTimeoutMs', v)],
+  authToken: ['auth-token', (v) => expect('authToken', v, 'string')],
+  tls: ['tls', tls],
+  acquireTimeoutS: ['acquire-timeout-s', (v) => u64('acquireTimeoutS', v)],
+  leaseTtlS: ['lease-ttl-s', (v) => u64('leaseTtlS', v)],
+  renewRatio: ['renew-ratio', (v) => expect('renewRatio', v, 'number')],
+};
+const OPTIONS = [...Object.keys(SETTINGS), 'onLost'];
+const STATS_OPTIONS = ['host', 'port', 'connectTimeoutMs', 'authToken', 'tls'];
 
-/**
- * @typedef {object} Grant
- * @property {string} token 32 hex characters; a secret (whoever has it can release the lock)
- * @property {bigint} fence the token's first 16 hex characters as a u64
- * @property {number} leaseS the lease the server granted, in seconds
- */
-
-function settingsOf({ servers = [['127.0.0.1', 6388]], leaseTtlS, acquireTimeoutS, authToken, renewRatio }) {
-  const settings = [{ tag: 'servers', val: servers.map(server) }];
-  if (leaseTtlS !== undefined) settings.push({ tag: 'lease-ttl-s', val: u64('leaseTtlS', leaseTtlS) });
-  if (acquireTimeoutS !== undefined)
-    settings.push({ tag: 'acquire-timeout-s', val: u64('acquireTimeoutS', acquireTimeoutS) });
-  if (authToken !== undefined) settings.push({ tag: 'auth-token', val: authToken });
-  if (renewRatio !== undefined) settings.push({ tag: 'renew-ratio', val: renewRatio });
+/** The WIT settings of the options named in `names` that are set (`undefined` is unset). */
+function settingsOf(options, names) {
+  const settings = [];
+  for (const name of names) {
+    if (options[name] === undefined || !(name in SETTINGS)) continue;
+    const [tag, convert] = SETTINGS[name];
+    const val = convert(options[name]);
+    if (val !== undefined) settings.push({ tag, val });
+  }
   return settings;
 }
 
@@ -141,14 +169,15 @@ class Primitive {
   #losses = 0;
 
   constructor(key, limit, options) {
-    const settings = settingsOf(options);
+    known('option', options, OPTIONS);
+    const settings = settingsOf(options, OPTIONS);
     const { onLost } = options;
-    this.key = key;
+    if (onLost !== undefined) expect('onLost', onLost, 'function');
+    this.key = expect('key', key, 'string');
     lossHandlers.set(this.#id, (loss) => {
       this.#losses++;
       onLost?.(loss);
     });
-    use(1);
     // The component validates the key and settings; an error there surfaces at the first call.
     this.#opened = request('open', { id: this.#id, key, limit, settings });
     this.#opened.catch(() => this.#forget());
@@ -157,7 +186,6 @@ class Primitive {
   #forget() {
     this.#closed = true;
     lossHandlers.delete(this.#id);
-    use(-1);
   }
 
   async #call(op, args) {
@@ -193,7 +221,7 @@ class Primitive {
    * @param {number} [timeoutS] default: the acquire timeout
    * @returns {Promise<Grant | null>} `null` on timeout
    */
-  wait(timeoutS) {
+  async wait(timeoutS) {
     return this.#call('wait', { timeoutS: timeoutS === undefined ? undefined : u64('timeoutS', timeoutS) });
   }
 
@@ -229,7 +257,6 @@ class Primitive {
       await request('close', { id: this.#id });
     } finally {
       lossHandlers.delete(this.#id);
-      use(-1);
     }
   }
 
@@ -241,16 +268,17 @@ class Primitive {
 /** An exclusive FIFO lock on one key. */
 export class Lock extends Primitive {
   /**
-   * Connects nothing yet: the first `acquire` or `enqueue` does.
+   * Connects nothing yet: the first `acquire` or `enqueue` does. Throws a TypeError for
+   * an unknown option or a value of the wrong type.
    * @param {string} key
-   * @param {Options} [options]
+   * @param {object} [options] see dflockd.d.ts
    */
   constructor(key, options = {}) {
     super(key, undefined, options);
   }
 
   /** `new Lock(...)` that has been validated: rejects on a bad key or setting. */
-  static open(key, options) {
+  static async open(key, options) {
     return new Lock(key, options).ready();
   }
 }
@@ -260,15 +288,15 @@ export class Semaphore extends Primitive {
   /**
    * @param {string} key
    * @param {number} limit > 0; the first holder of a key fixes it
-   * @param {Options} [options]
+   * @param {object} [options] see dflockd.d.ts
    */
   constructor(key, limit, options = {}) {
     super(key, u32('limit', limit), options);
-    this.limit = limit;
+    this.limit = u32('limit', limit); // a number, even when given as a BigInt
   }
 
   /** `new Semaphore(...)` that has been validated: rejects on a bad key, limit or setting. */
-  static open(key, limit, options) {
+  static async open(key, limit, options) {
     return new Semaphore(key, limit, options).ready();
   }
 }
@@ -279,11 +307,12 @@ export class Semaphore extends Primitive {
  * `fn` ran (its result is then not protected by the lock).
  * @template T
  * @param {string} key
- * @param {Options} options
+ * @param {object} options see dflockd.d.ts
  * @param {(grant: Grant) => Promise<T>} fn
  * @returns {Promise<T>}
  */
 export async function withLock(key, options, fn) {
+  expect('fn', fn, 'function');
   const lock = new Lock(key, options);
   try {
     const grant = await lock.acquire();
@@ -303,8 +332,8 @@ export async function withLock(key, options, fn) {
  * @param {string} token
  * @returns {Promise<bigint>}
  */
-export function fenceFromToken(token) {
-  return request('fenceFromToken', { token });
+export async function fenceFromToken(token) {
+  return request('fenceFromToken', { token: expect('token', token, 'string') });
 }
 
 /**
@@ -314,16 +343,16 @@ export function fenceFromToken(token) {
  * @returns {Promise<number>}
  */
 export async function shardIndex(key, n) {
-  return request('shardIndex', { key, n: u32('n', n) });
+  return request('shardIndex', { key: expect('key', key, 'string'), n: u32('n', n) });
 }
 
 /**
  * The server's tables, through one short-lived low-level connection.
- * @param {{host?: string, port?: number, authToken?: string}} [where]
- * @returns {Promise<{connections: number, locks: object[], semaphores: object[],
- *   idleLocks: object[], idleSemaphores: object[], cluster?: string}>}
+ * @param {{host?: string, port?: number, connectTimeoutMs?: number, authToken?: string,
+ *   tls?: boolean | object}} [where]
  */
-export async function stats({ host = '127.0.0.1', port = 6388, authToken } = {}) {
-  const settings = authToken === undefined ? [] : [{ tag: 'auth-token', val: authToken }];
-  return request('stats', { server: server([host, port]), settings });
+export async function stats(where = {}) {
+  const { host = '127.0.0.1', port = 6388 } = known('stats option', where, STATS_OPTIONS);
+  const server = { host: expect('host', host, 'string'), port: u16('port', port) };
+  return request('stats', { server, settings: settingsOf(where, STATS_OPTIONS) });
 }

@@ -1,12 +1,12 @@
 // Acquire "my-key", hold it for a second, release it: `node example.mjs`
 // (DFLOCKD_HOST / DFLOCKD_PORT name the server; default 127.0.0.1:6388).
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Lock } from './dflockd.mjs';
+import { Lock } from 'dflockd-component';
 
 const host = process.env.DFLOCKD_HOST ?? '127.0.0.1';
 const port = Number(process.env.DFLOCKD_PORT ?? 6388);
 
-const lock = new Lock('my-key', { servers: [[host, port]] });
+const lock = new Lock('my-key', { servers: [[host, port]], acquireTimeoutS: 10 });
 try {
   const grant = await lock.acquire();
   if (grant === null) {

@@ -31,7 +31,7 @@ def locks_of(args: argparse.Namespace) -> list[Lock]:
     runtime = Runtime()
     servers = [(host, int(port))]
     return [
-        Lock(key, servers=servers, acquire_timeout=60, lease_ttl=args.lease_s, runtime=runtime)
+        Lock(key, servers=servers, acquire_timeout_s=60, lease_ttl_s=args.lease_s, runtime=runtime)
         for key in args.keys.split(",")
     ]
 

@@ -53,7 +53,7 @@ class Scenario:
         elif op == "enqueue":
             check(self.obj(step).enqueue, expect, lambda status: status)
         elif op == "wait":
-            check(lambda: self.obj(step).wait(step["timeout_s"]), expect, granted)
+            check(lambda: self.obj(step).wait(timeout_s=step["timeout_s"]), expect, granted)
         elif op == "release":
             check(self.obj(step).release, expect, lambda released: released)
         elif op == "held":
@@ -90,8 +90,8 @@ class Scenario:
 
         options: dict[str, Any] = dict(
             servers=[(server["host"], server["port"])],
-            lease_ttl=step.get("lease_ttl_s"),
-            acquire_timeout=step.get("acquire_timeout_s"),
+            lease_ttl_s=step.get("lease_ttl_s"),
+            acquire_timeout_s=step.get("acquire_timeout_s"),
             auth_token=step.get("auth_token"),
             on_lost=on_lost,
         )

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.resources
 import os
 import platform
 import threading
@@ -35,7 +36,7 @@ import wasmtime._bindings as capi
 from wasmtime.component import Component, Func, Instance, Linker, Record, ResourceAny, ValType, Variant
 from wasmtime.component._types import VariantLikeType
 
-from ._errors import DflockdError, redact
+from ._errors import DflockdError, error, redact
 
 WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 
@@ -43,15 +44,18 @@ if WASMTIME_VERSION.split(".")[0] != "47":
     warnings.warn(
         f"dflockd_component needs wasmtime-py 47.x, found {WASMTIME_VERSION}: from 48.0 on "
         "wasmtime turns WASI TCP off and its C API cannot turn it back on, so every "
-        "connection fails with access-denied (pip install -r requirements.txt)",
+        "connection fails with access-denied (pip install wasmtime==47.0.1)",
         RuntimeWarning,
         stacklevel=2,
     )
 
 _INTERFACE = "dflockd:client/{}@0.2.0"
 
-_REPO = Path(__file__).resolve().parents[3]
-_DEFAULT_WASM = _REPO / "target" / "wasm32-wasip2" / "guest" / "dflockd_component.wasm"
+_WASM = "dflockd_component.wasm"
+# In a checkout of the repository (this file is hosts/python/dflockd_component/
+# _bindings.py there), the build's output. `.parent` rather than `.parents[3]`:
+# an installed package may sit less than three levels below the root.
+_CHECKOUT = Path(__file__).resolve().parent.parent.parent.parent
 
 # One engine and linker per process: compiling is per engine, and a
 # serialized component only loads into an engine with the same settings.
@@ -62,9 +66,31 @@ _component: Component | None = None
 _setup = threading.Lock()  # one compile, and instantiate is not documented thread-safe
 
 
-def wasm_path() -> Path:
-    """The component file: `$DFLOCKD_COMPONENT`, else the repository's build."""
-    return Path(os.environ.get("DFLOCKD_COMPONENT", _DEFAULT_WASM))
+def component_bytes() -> bytes:
+    """The component's bytes.
+
+    `$DFLOCKD_COMPONENT` first (an explicit choice: the test harness points it
+    at the build under test), else the copy inside this package (the wheel's),
+    else, in a checkout of the repository, the build's output.
+    """
+    chosen = os.environ.get("DFLOCKD_COMPONENT")
+    if chosen:
+        try:
+            return Path(chosen).read_bytes()
+        except OSError as why:
+            raise error("component-missing", f"DFLOCKD_COMPONENT={chosen}: {why.strerror or why}") from None
+    packaged = importlib.resources.files(__package__) / _WASM
+    if packaged.is_file():
+        return packaged.read_bytes()
+    built = _CHECKOUT / "target" / "wasm32-wasip2" / "guest" / _WASM
+    if (_CHECKOUT / "wit" / "world.wit").is_file() and built.is_file():
+        return built.read_bytes()
+    raise error(
+        "component-missing",
+        f"no {_WASM} in the package: install the dflockd-component wheel (it includes one), "
+        "set DFLOCKD_COMPONENT to a built component, or, in a checkout of the repository, "
+        "build it with `cargo xtask build`",
+    )
 
 
 def _cache_dir() -> Path:
@@ -84,7 +110,7 @@ def _load_component() -> Component:
     The cache holds native code that is loaded without checks: it must be the
     user's own directory.
     """
-    wasm = wasm_path().read_bytes()
+    wasm = component_bytes()
     key = f"{hashlib.sha256(wasm).hexdigest()[:32]}-wasmtime-{WASMTIME_VERSION}-{platform.machine()}"
     cached = _cache_dir() / f"{key}.cwasm"
     if cached.is_file():
@@ -136,19 +162,19 @@ class Exports:
             index = instance.get_export_index(store, name, iface) if iface else None
             found = instance.get_func(store, index) if index else None
             if found is None:
-                raise DflockdError("trap", f"the component exports no {interface}#{name}")
+                raise error("trap", f"the component exports no {interface}#{name}")
             _freeze_signature(found, store)
             func = self._funcs[(interface, name)] = found
         return func
 
     def call(self, interface: str, name: str, *args: Any) -> Any:
-        """Calls an export; a trap is `DflockdError("trap")`."""
+        """Calls an export; a trap is a `TrapError`."""
         func = self._func(interface, name)
         try:
             value = func(self.store, *args)
             func.post_return(self.store)
         except wasmtime.WasmtimeError as trap:
-            raise DflockdError("trap", str(trap)) from None
+            raise error("trap", str(trap)) from None
         return value
 
     def call_ok(self, interface: str, name: str, *args: Any, secrets: tuple[str | None, ...] = ()) -> Any:
@@ -163,7 +189,7 @@ class Exports:
         try:
             resource.drop(self.store)
         except wasmtime.WasmtimeError as trap:
-            raise DflockdError("trap", str(trap)) from None
+            raise error("trap", str(trap)) from None
 
 
 class _Signature:
@@ -202,20 +228,20 @@ def error_from(err: Variant, secrets: tuple[str | None, ...]) -> DflockdError:
     """The WIT `error` as a `DflockdError`; a sandbox without TCP says so loudly."""
     if err.tag == "lock-lost":
         loss: Any = err.payload
-        return DflockdError("lock-lost", redact(loss.detail, secrets), cause=loss.cause)
+        return error("lock-lost", redact(loss.detail, secrets), cause=loss.cause)
     detail = redact(err.payload or "", secrets)
     if err.tag == "connection" and "access-denied" in detail:
         detail = (
             f"{detail} -- the sandbox has no TCP: wasmtime-py must be 47.x (48+ turned WASI "
             f"TCP off and its C API cannot turn it back on); installed: wasmtime {WASMTIME_VERSION}"
         )
-    return DflockdError(err.tag, detail)
+    return error(err.tag, detail)
 
 
 def uint(name: str, value: Any, bits: int) -> int:
     """`value` as a WIT `u<bits>`, or `invalid-argument` (wasmtime-py would truncate it)."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 1 << bits:
-        raise DflockdError("invalid-argument", f"{name} must be an integer in 0..2^{bits}")
+        raise error("invalid-argument", f"{name} must be an integer in 0..2^{bits}")
     return value
 
 
@@ -224,28 +250,6 @@ def server(host: str, port: int) -> Record:
     setattr(record, "host", host)
     setattr(record, "port", uint("port", port, 16))
     return record
-
-
-def settings(
-    servers: list[tuple[str, int]] | None = None,
-    lease_ttl: int | None = None,
-    acquire_timeout: int | None = None,
-    auth_token: str | None = None,
-    renew_ratio: float | None = None,
-) -> list[Variant]:
-    """The WIT `list<setting>`, naming only what differs from the defaults."""
-    out = []
-    if servers is not None:
-        out.append(Variant("servers", [server(host, port) for host, port in servers]))
-    if lease_ttl is not None:
-        out.append(Variant("lease-ttl-s", uint("lease_ttl", lease_ttl, 64)))
-    if acquire_timeout is not None:
-        out.append(Variant("acquire-timeout-s", uint("acquire_timeout", acquire_timeout, 64)))
-    if auth_token is not None:
-        out.append(Variant("auth-token", auth_token))
-    if renew_ratio is not None:
-        out.append(Variant("renew-ratio", float(renew_ratio)))
-    return out
 
 
 def field(record: Record, name: str) -> Any:

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import TYPE_CHECKING, Any, Callable, List, Literal, TypeVar
 
-from ._bindings import field, settings, uint
-from ._errors import DflockdError
+from wasmtime.component import Variant
+
+from ._bindings import field, uint
+from ._errors import DflockdError, error
+from ._options import Servers, ShardingStrategy, TLSOption, object_settings
 from ._runtime import Runtime, for_thread
 from ._values import Grant, Loss
+
+if TYPE_CHECKING:
+    import ssl
 
 _log = logging.getLogger("dflockd_component")
 
 OnLost = Callable[[Loss], None]
+_L = TypeVar("_L", bound="_Leased")
 
 
 class _Leased:
@@ -24,18 +30,16 @@ class _Leased:
 
     _resource: str  # the WIT resource name: "lock" or "semaphore"
 
-    def __init__(
+    def _open(
         self,
         key: str,
         limit: int | None,
-        servers: Sequence[tuple[str, int]] | None,
-        lease_ttl: int | None,
-        acquire_timeout: int | None,
+        options: List[Variant],
         auth_token: str | None,
-        renew_ratio: float | None,
         on_lost: OnLost | None,
         runtime: Runtime | None,
     ) -> None:
+        self.key = key
         self._runtime = runtime or for_thread()
         self._auth_token = auth_token
         self._on_lost = on_lost
@@ -44,38 +48,38 @@ class _Leased:
         # fence, which tells this object from others on the same key.
         self._last: Grant | None = None
         self._limit = limit
-        options = settings(
-            list(servers) if servers is not None else None, lease_ttl, acquire_timeout, auth_token, renew_ratio
-        )
+        self._handle: Any = None  # until `open` succeeds: `close` and `repr` still work
         limit_arg = () if limit is None else (uint("limit", limit, 32),)
         self._handle = self._runtime.call_ok(
             "locks", f"[static]{self._resource}.open", key, *limit_arg, options, secrets=(auth_token,)
         )
-        self.key = key
         self._finalizer = weakref.finalize(self, self._runtime.orphan, self._handle)
         self._runtime.register(self)
 
     def acquire(self) -> Grant | None:
-        """Blocks until granted, or until the acquire timeout passes (`None`)."""
+        """Blocks until granted (the `Grant`, truthy), or until the acquire
+        timeout passes (`None`: nothing held)."""
         return self._granted(self._call_ok("acquire"))
 
     def enqueue(self) -> Literal["acquired", "queued"]:
-        """Joins the queue without blocking: `"acquired"` (held now) or `"queued"`."""
+        """Joins the queue without blocking: `"acquired"` (held now) or `"queued"`
+        (call `wait`)."""
         grant = self._call_ok("enqueue")  # the `enqueued` variant: a grant, or None for `queued`
         if grant is None:
             return "queued"
         self._granted(grant)
         return "acquired"
 
-    def wait(self, timeout: int | None = None) -> Grant | None:
-        """After `enqueue`: blocks until granted, or `timeout` seconds pass (`None`;
-        default: the acquire timeout)."""
-        seconds = None if timeout is None else uint("timeout", timeout, 64)
+    def wait(self, timeout_s: int | None = None) -> Grant | None:
+        """After `enqueue`: blocks until granted, or `timeout_s` seconds pass
+        (`None`; default: the acquire timeout). Returns the grant at once after
+        an `"acquired"` enqueue."""
+        seconds = None if timeout_s is None else uint("timeout_s", timeout_s, 64)
         return self._granted(self._call_ok("wait", seconds))
 
     def release(self) -> bool:
         """`True` when the server confirmed, `False` when nothing was held (a
-        queue place is given up). A lost lease raises `lock-lost`, once."""
+        queue place is given up). A lost lease raises `LockLostError`, once."""
         return bool(self._call_ok("release"))
 
     def renew(self) -> int:
@@ -101,6 +105,7 @@ class _Leased:
 
     @property
     def token(self) -> str | None:
+        """The grant's token (a secret: whoever has it can release the lock)."""
         grant = self.grant
         return grant.token if grant else None
 
@@ -111,6 +116,7 @@ class _Leased:
 
     @property
     def lease(self) -> int | None:
+        """The lease in seconds, as the server granted it."""
         grant = self.grant
         return grant.lease if grant else None
 
@@ -119,7 +125,7 @@ class _Leased:
         """How many lost leases this object has been told of."""
         return self._losses
 
-    def __enter__(self) -> Self:
+    def __enter__(self: _L) -> _L:
         try:
             granted = self.acquire()
         except BaseException:
@@ -127,7 +133,7 @@ class _Leased:
             raise
         if granted is None:
             self.close()
-            raise DflockdError("timeout", f"{self.key!r} was not granted within the acquire timeout")
+            raise error("timeout", f"{self.key!r} was not granted within the acquire timeout")
         return self
 
     def __exit__(
@@ -148,8 +154,8 @@ class _Leased:
     def _call_ok(self, method: str, *args: Any) -> Any:
         try:
             return self._runtime.call_ok("locks", self._method(method), self._live(), *args, secrets=self._secrets())
-        except DflockdError as error:
-            if error.kind == "lock-lost":
+        except DflockdError as failure:
+            if failure.kind == "lock-lost":
                 self._runtime.renew_in_background()  # `drive` reports the loss to `on_lost`
             raise
 
@@ -158,7 +164,7 @@ class _Leased:
 
     def _live(self) -> Any:
         if self._handle is None:
-            raise DflockdError("invalid-argument", f"the {self._resource} {self.key!r} is closed")
+            raise error("invalid-argument", f"the {self._resource} {self.key!r} is closed")
         return self._handle
 
     def _secrets(self) -> tuple[str | None, ...]:
@@ -193,11 +199,20 @@ def _grant(record: Any) -> Grant | None:
 class Lock(_Leased):
     """An exclusive FIFO lock on one key, as the Python client's `SyncDistributedLock`.
 
-    `with Lock("my-key") as lock:` acquires (raising `DflockdError` of kind
-    `timeout` when not granted in time) and always releases on exit. While
-    held, the lease is renewed in the background; a lost one is reported once
-    to `on_lost`. `servers=None` is the component's default, 127.0.0.1:6388.
-    Durations are whole seconds.
+    `with Lock("my-key") as lock:` acquires (raising `DflockdTimeoutError`, a
+    `TimeoutError`, when not granted in time) and releases and closes on exit.
+    While held, the lease is renewed in a background thread; a lost one is
+    reported once to `on_lost(loss)` (from that thread).
+
+    Every keyword is optional; `None` keeps the component's default:
+    `acquire_timeout_s` (10; 0 is a try-lock) and `lease_ttl_s` (the server's)
+    are whole seconds; `servers` defaults to `[("127.0.0.1", 6388)]`, a key
+    routing to one of them by CRC-32 unless `sharding_strategy(key, n)` says
+    otherwise; `renew_ratio` (0.5) is when in the lease to renew;
+    `connect_timeout_s` (10) covers resolving, TCP, TLS and auth; `tls` is
+    `True` or a `TLS(...)`, or `ssl_context` an `ssl.SSLContext` as far as it
+    carries over (see `TLS`). `runtime` is the component instance to use
+    (default: the calling thread's).
     """
 
     _resource = "lock"
@@ -205,15 +220,25 @@ class Lock(_Leased):
     def __init__(
         self,
         key: str,
-        servers: Sequence[tuple[str, int]] | None = None,
-        lease_ttl: int | None = None,
-        acquire_timeout: int | None = None,
-        auth_token: str | None = None,
+        *,
+        acquire_timeout_s: int | None = None,
+        lease_ttl_s: int | None = None,
+        servers: Servers | None = None,
+        sharding_strategy: ShardingStrategy | None = None,
         renew_ratio: float | None = None,
+        auth_token: str | None = None,
+        connect_timeout_s: float | None = None,
+        tls: TLSOption = None,
+        ssl_context: ssl.SSLContext | None = None,
         on_lost: OnLost | None = None,
         runtime: Runtime | None = None,
     ) -> None:
-        super().__init__(key, None, servers, lease_ttl, acquire_timeout, auth_token, renew_ratio, on_lost, runtime)
+        options = object_settings(
+            key, acquire_timeout_s=acquire_timeout_s, lease_ttl_s=lease_ttl_s, servers=servers,
+            sharding_strategy=sharding_strategy, renew_ratio=renew_ratio, auth_token=auth_token,
+            connect_timeout_s=connect_timeout_s, tls=tls, ssl_context=ssl_context,
+        )
+        self._open(key, None, options, auth_token, on_lost, runtime)
 
 
 class Semaphore(_Leased):
@@ -226,17 +251,38 @@ class Semaphore(_Leased):
         self,
         key: str,
         limit: int,
-        servers: Sequence[tuple[str, int]] | None = None,
-        lease_ttl: int | None = None,
-        acquire_timeout: int | None = None,
-        auth_token: str | None = None,
+        *,
+        acquire_timeout_s: int | None = None,
+        lease_ttl_s: int | None = None,
+        servers: Servers | None = None,
+        sharding_strategy: ShardingStrategy | None = None,
         renew_ratio: float | None = None,
+        auth_token: str | None = None,
+        connect_timeout_s: float | None = None,
+        tls: TLSOption = None,
+        ssl_context: ssl.SSLContext | None = None,
         on_lost: OnLost | None = None,
         runtime: Runtime | None = None,
     ) -> None:
-        super().__init__(key, limit, servers, lease_ttl, acquire_timeout, auth_token, renew_ratio, on_lost, runtime)
+        options = object_settings(
+            key, acquire_timeout_s=acquire_timeout_s, lease_ttl_s=lease_ttl_s, servers=servers,
+            sharding_strategy=sharding_strategy, renew_ratio=renew_ratio, auth_token=auth_token,
+            connect_timeout_s=connect_timeout_s, tls=tls, ssl_context=ssl_context,
+        )
+        self._open(key, limit, options, auth_token, on_lost, runtime)
 
     @property
     def limit(self) -> int:
         assert self._limit is not None  # always set for a semaphore
         return self._limit
+
+
+def opened(
+    cls: type[_L], key: str, limit: int | None, options: List[Variant], auth_token: str | None,
+    on_lost: OnLost | None, runtime: Runtime,
+) -> _L:
+    """A `Lock` or `Semaphore` from settings already built (the asyncio
+    classes build them on the caller's thread, open on their worker's)."""
+    obj = cls.__new__(cls)
+    obj._open(key, limit, options, auth_token, on_lost, runtime)
+    return obj

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from wasmtime.component import ResourceAny
 
 from ._bindings import Exports, field
-from ._errors import DflockdError
+from ._errors import DflockdError, error
 from ._values import Loss
 
 # How often the renewal thread calls `driver.drive` while anything is held.
@@ -91,14 +91,14 @@ class Runtime:
     def _guarded(self, call: Any, *args: Any, **kwargs: Any) -> Any:
         # Holds `_lock`. After a trap the instance must not be entered again.
         if self._trap is not None:
-            raise DflockdError("trap", f"an earlier trap left this instance unusable: {self._trap}")
+            raise error("trap", f"an earlier trap left this instance unusable: {self._trap}")
         try:
             while self._orphans:
                 self._exports.drop(self._orphans.pop())
             return call(*args, **kwargs)
-        except DflockdError as error:
-            if error.kind == "trap":
-                self._trap = error.detail
+        except DflockdError as failure:
+            if failure.kind == "trap":
+                self._trap = failure.detail
             raise
 
     def _renew_loop(self) -> None:

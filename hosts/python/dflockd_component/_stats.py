@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._bindings import field, server, settings
+from ._bindings import field, server
+from ._options import TLSOption, settings
 from ._runtime import Runtime, for_thread
+
+if TYPE_CHECKING:
+    import ssl
 
 
 @dataclass(frozen=True)
@@ -58,12 +62,23 @@ def _plain(cls: type[_T], record: Any) -> _T:
     return cls(**{f.name: field(record, f.name.replace("_", "-")) for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
 
 
-def stats(host: str, port: int, auth_token: str | None = None, runtime: Runtime | None = None) -> Stats:
-    """Opens a connection to one server, asks for its `stats`, closes it."""
+def stats(
+    host: str,
+    port: int,
+    *,
+    auth_token: str | None = None,
+    connect_timeout_s: float | None = None,
+    tls: TLSOption = None,
+    ssl_context: ssl.SSLContext | None = None,
+    runtime: Runtime | None = None,
+) -> Stats:
+    """Opens a connection to one server, asks for its `stats`, closes it.
+    The keywords are `Lock`'s that apply to one connection."""
     runtime = runtime or for_thread()
     secrets = (auth_token,)
+    options = settings(auth_token=auth_token, connect_timeout_s=connect_timeout_s, tls=tls, ssl_context=ssl_context)
     connection = runtime.call_ok(
-        "connection", "[static]connection.open", server(host, port), settings(auth_token=auth_token), secrets=secrets
+        "connection", "[static]connection.open", server(host, port), options, secrets=secrets
     )
     try:
         reply = runtime.call_ok("connection", "[method]connection.stats", connection, secrets=secrets)
