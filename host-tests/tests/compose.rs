@@ -27,6 +27,12 @@ fn composed() -> PathBuf {
          the component in with `wac plug`)",
         path.display()
     );
+    // A user composes the published artifact, not this workspace's build.
+    let plugged = std::fs::read_to_string(path.with_file_name("plugged-from")).unwrap_or_default();
+    assert!(
+        plugged.ends_with("target/dist/dflockd_component.wasm"),
+        "composed from {plugged:?}, not from the dist artifact: run `cargo xtask test-hosts`"
+    );
     path
 }
 

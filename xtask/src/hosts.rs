@@ -139,15 +139,25 @@ fn compose(component: &Path) -> Step {
         .arg("--plug")
         .arg(component)
         .arg("-o")
-        .arg(out.join("composed.wasm")))
+        .arg(out.join("composed.wasm")))?;
+    // What was plugged in: `host-tests/tests/compose.rs` checks that it is
+    // the dist artifact a user pulls.
+    let from = component.canonicalize().map_err(|e| e.to_string())?;
+    std::fs::write(out.join("plugged-from"), from.to_string_lossy().as_bytes())
+        .map_err(|e| e.to_string())
+}
+
+/// Node with the npm packages, and the wasmtime-py venv.
+pub fn tools() -> Step {
+    setup_node()?;
+    setup_npm()?;
+    setup_python()
 }
 
 /// Everything the hosts need: the npm packages and the component
 /// transpiled by jco, the wasmtime-py venv, and the composed app.
 pub fn setup(component: &Path) -> Step {
-    setup_node()?;
-    setup_npm()?;
-    setup_python()?;
+    tools()?;
     run(Command::new("node")
         .arg(node_dir().join("transpile.mjs"))
         .arg(component))?;

@@ -6,19 +6,27 @@
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 
+mod consume;
+mod dist;
 mod fuzz;
 mod hosts;
+mod packages;
 mod python;
 mod server;
 
 pub(crate) const TARGET: &str = "wasm32-wasip2";
-const USAGE: &str = "usage: cargo xtask <build|demo|test|test-hosts|bench|soak|fuzz|lint|setup>
+const USAGE: &str = "usage: cargo xtask <build|dist|consume|demo|test|test-hosts|bench|soak|fuzz|lint|setup>
   setup  install what the tests need if missing: the wasm32-wasip2 target, clang, the
          test server (built from testserver/; DFLOCKD_BIN names a real dflockd instead),
          and the Python client in a venv
   build  build the component (profile guest: for size) and print its size
+  dist   every artifact a user installs, in target/dist/: the component with its metadata,
+         its WIT package, an OCI layout, the crates, the npm tarball, the wheel, SHA256SUMS
+  consume  the consumption tests: dist's crates, npm package and wheel installed and run
+         outside the workspace (after dist; part of test)
   demo   build, load it in wasmtime and show it working (the README's main command)
-  test   unit tests, the component build, and the host tests in wasmtime (test-hosts included)
+  test   unit tests, the component build, the host tests in wasmtime (test-hosts included),
+         then dist and the consumption tests (each artifact installed outside the workspace)
   test-hosts  the conformance scenarios in the Rust host, Node (jco) and Python (wasmtime-py),
          and the composed app; installs the npm packages and the wasmtime-py venv if missing
   bench  [--quick] the component beside the Python client and a raw socket (and the Go
@@ -48,6 +56,10 @@ fn main() {
             .and_then(|wasm| hosts::setup(&wasm))
             .and_then(|()| soak()),
         "fuzz" => fuzz::fuzz(),
+        "dist" => setup()
+            .and_then(|()| build())
+            .and_then(|wasm| dist::dist(&wasm)),
+        "consume" => setup().and_then(|()| consume::all()),
         "lint" => setup().and_then(|()| lint()),
         _ => Err(USAGE.to_string()),
     };
@@ -187,7 +199,10 @@ fn test() -> Step {
         "-p",
         "dflockd-testserver",
     ]))?;
-    hosts::setup(&build()?)?;
+    // The artifacts first: the hosts' tests then run the component as a
+    // user gets it (transpiled from it, and plugged by wac from it).
+    dist::dist(&build()?)?;
+    hosts::setup(&dist::dir().join(dist::COMPONENT_FILE))?;
     run(cargo().args([
         "test",
         "-p",
@@ -196,11 +211,13 @@ fn test() -> Step {
         "host-tests",
         "-p",
         "dflockd-examples",
-    ]))
+    ]))?;
+    consume::all()
 }
 
 fn test_hosts() -> Step {
-    hosts::setup(&build()?)?;
+    dist::dist(&build()?)?;
+    hosts::setup(&dist::dir().join(dist::COMPONENT_FILE))?;
     run(cargo().args([
         "test",
         "-p",
