@@ -52,3 +52,7 @@ pub use error::Error;
 pub use lock::{Counting, Exclusive, Guard, Holder, Lock, OwnedGuard, Semaphore};
 pub use runtime::{default_component_path, embedded_component, sandbox, Runtime, RuntimeBuilder};
 pub use tls::Tls;
+
+/// This crate's version: also the version of the component it carries and
+/// of the WIT package `dflockd:client` that component exports.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -142,7 +142,10 @@ opt-level = 2
         .current_dir(&app)
         .env("CARGO_TARGET_DIR", root().join("target"));
     server.env(&mut cmd);
-    run_expecting(&mut cmd, "consumer: released")
+    run_expecting(
+        &mut cmd,
+        &format!("consumer: released (dflockd-host {version})"),
+    )
 }
 
 const CONSUMER: &str = r#"// A user's program: dflockd-host from its packed crate, nothing else.
@@ -163,7 +166,7 @@ fn main() -> Result<(), dflockd_host::Error> {
     println!("consumer: acquired {guard:?}");
     let released = std::thread::spawn(move || guard.release()).join().expect("no panic")?;
     assert!(released && !lock.is_held());
-    println!("consumer: released");
+    println!("consumer: released (dflockd-host {})", dflockd_host::VERSION);
     Ok(())
 }
 "#;
@@ -194,6 +197,11 @@ fn npm(project: &Project, server: &Server) -> Step {
     js.arg("example.mjs").current_dir(&dir);
     server.env(&mut js);
     run_expecting(&mut js, "released")?;
+    let mut version = Command::new("node");
+    version
+        .args(["-p", "require('dflockd-component/package.json').version"])
+        .current_dir(&dir);
+    run_expecting(&mut version, &project.version)?;
     run(Command::new(dir.join("node_modules/.bin/tsc")).current_dir(&dir))?;
     let mut ts = Command::new("node");
     ts.arg("out/example.js").current_dir(&dir);
@@ -227,6 +235,14 @@ fn python(project: &Project, server: &Server) -> Step {
     run(Command::new(venv.join("bin/pip"))
         .args(["install", "--quiet", "--disable-pip-version-check"])
         .arg(&wheel))?;
+    let mut reported = Command::new(venv.join("bin/python"));
+    reported
+        .args([
+            "-c",
+            "import dflockd_component; print(dflockd_component.__version__)",
+        ])
+        .current_dir(&dir);
+    run_expecting(&mut reported, &project.version)?;
     let examples = root().join("hosts/python");
     for file in ["example.py", "example_async.py"] {
         copy(&examples.join(file), &dir.join(file))?;

@@ -37,7 +37,8 @@ const USAGE: &str = "usage: cargo xtask <build|dist|consume|demo|test|test-hosts
          restart; checks that no two holders overlapped, no connection leaked, memory is flat
   fuzz   [--seconds N] each cargo-fuzz target for N s (default 60) on nightly, from the
          seeds in fuzz/seeds/; installs nightly and cargo-fuzz if missing
-  lint   cargo fmt --check and cargo clippy -D warnings (native and wasm32)";
+  lint   cargo fmt --check, cargo clippy -D warnings (native and wasm32), and the
+         published crates' docs without a warning";
 
 fn main() {
     let command = std::env::args().nth(1).unwrap_or_default();
@@ -283,5 +284,17 @@ fn lint() -> Step {
         "--",
         "-D",
         "warnings",
-    ]))
+    ]))?;
+    // The published crates' documentation, as docs.rs builds it: no
+    // warning, no broken link (the dependencies are already checked above).
+    run(cargo()
+        .args([
+            "doc",
+            "--no-deps",
+            "-p",
+            "dflockd-core",
+            "-p",
+            "dflockd-host",
+        ])
+        .env("RUSTDOCFLAGS", "-D warnings"))
 }
