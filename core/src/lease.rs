@@ -95,7 +95,8 @@ impl Lease {
         }
     }
 
-    /// Marks a renewal sent now outside the schedule (an explicit `renew`).
+    /// Marks a renewal sent now outside the schedule (the caller's `renew`):
+    /// its reply then moves the lease's end as a scheduled one's does.
     pub fn start_renew(&mut self, now: u64) {
         if !self.is_lost() {
             self.state = State::InFlight { sent_at: now };

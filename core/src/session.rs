@@ -551,8 +551,12 @@ impl Session {
                 .saturating_add(self.server_wait_s(sent).saturating_mul(NS_PER_S))
                 .saturating_add(REPLY_GRACE_MS * NS_PER_MS),
         };
-        if sent == Sent::Renewal {
-            self.counters.renewals_sent += 1;
+        match (sent, &mut self.phase) {
+            (Sent::Renewal, _) => self.counters.renewals_sent += 1,
+            // The caller's renew is a renewal too: its reply's seconds
+            // count from now, as a scheduled one's do from when it went out.
+            (Sent::Command(Command::Renew), Phase::Held { lease, .. }) => lease.start_renew(now),
+            _ => {}
         }
         self.in_flight = Some(InFlight {
             sent,
@@ -646,14 +650,10 @@ impl Session {
             self.outcome = Some(Err(error));
             return;
         }
-        if self.is_held() {
+        if matches!(self.phase, Phase::Held { .. }) {
             // A renew of the caller's, in flight, reports the loss.
-            self.in_flight = in_flight.map(|sent| InFlight {
-                sent,
-                at: 0,
-                deadline: 0,
-            });
-            return self.lose(error);
+            let caller_waits = matches!(in_flight, Some(Sent::Command(_)));
+            return self.record_loss(error, caller_waits);
         }
         if let Some(Sent::Command(_)) = in_flight {
             // acquire, enqueue or wait: nothing was held.
@@ -688,6 +688,22 @@ impl Session {
     /// release, renew or wait; the connection is dropped, so the server
     /// lets go of whatever it still counts as held.
     fn lose(&mut self, cause: Error) {
+        if !matches!(self.phase, Phase::Held { .. }) {
+            return;
+        }
+        let caller_waits = matches!(
+            self.in_flight.take(),
+            Some(InFlight {
+                sent: Sent::Command(_),
+                ..
+            })
+        );
+        self.record_loss(cause, caller_waits);
+    }
+
+    /// [`lose`](Self::lose), told whether a call of the caller's (a release
+    /// or renew) was on the wire: it is then answered by the loss.
+    fn record_loss(&mut self, cause: Error, caller_waits: bool) {
         let Phase::Held { grant, .. } = &self.phase else {
             return;
         };
@@ -704,16 +720,9 @@ impl Session {
         });
         let reason = Error::LockLost(loss);
         self.phase = Phase::Lost(reason.clone());
-        let in_flight = matches!(
-            self.in_flight.take(),
-            Some(InFlight {
-                sent: Sent::Command(_),
-                ..
-            })
-        );
         // A release or renew of the caller's, on the wire or waiting
         // behind the renewal, is answered by the loss.
-        if in_flight || self.queued.take().is_some() {
+        if caller_waits || self.queued.take().is_some() {
             self.phase = Phase::Idle;
             self.outcome = Some(Err(reason));
         }

@@ -416,6 +416,25 @@ fn an_explicit_renew_returns_the_remaining_seconds() {
 }
 
 #[test]
+fn an_explicit_renew_moves_the_lease_end_from_when_it_was_sent() {
+    // Held with a 10 s lease at t=1000; renewed by the caller at t=1004
+    // ("ok 10"): the lease lasts to 1014, and the next scheduled renewal
+    // counts from 1004 too (lease × ratio 0.5 = 1009, this session's jitter
+    // being 0).
+    let mut h = Harness::with(settings(None, Some(10)));
+    h.hold(T1, 10);
+    assert_eq!(h.s.lease_expires_at(), Some(1_010 * S));
+    h.now = 1_004 * S;
+    h.s.renew(h.now).unwrap();
+    h.io();
+    assert_eq!(h.last_sent(), format!("n k {T1} 10"));
+    h.reply("ok 10");
+    assert_eq!(h.outcome(), Ok(Outcome::Renewed(10)));
+    assert_eq!(h.s.lease_expires_at(), Some(1_014 * S));
+    assert_eq!(h.s.poll_timeout(), Some(1_009 * S));
+}
+
+#[test]
 fn a_lease_that_runs_out_under_a_release_in_flight_fails_the_release() {
     let mut h = Harness::new();
     h.hold(T1, 2);
