@@ -740,5 +740,7 @@ impl Session {
     }
 }
 
+#[cfg(any(test, feature = "invariants"))]
+pub mod invariants;
 #[cfg(test)]
 mod tests;

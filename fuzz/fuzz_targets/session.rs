@@ -1,15 +1,15 @@
 //! The sans-IO session driven by arbitrary events: commands, connect
-//! results, reply lines (any bytes), disconnects and time. Properties: no
-//! panic; never two requests on the wire; never held past the lease end it
-//! knows or after its loss was reported; each lost grant reported once.
+//! results, reply lines (any bytes), disconnects and time, each checked by
+//! the invariants the property test checks too
+//! (`dflockd_core::session::invariants`): no panic; never two requests on
+//! the wire; never held past the lease end it knows or after its loss was
+//! reported; each lost grant reported once.
 #![no_main]
 
-use std::collections::HashSet;
-
 use arbitrary::Arbitrary;
-use dflockd_core::session::{Action, Session};
+use dflockd_core::session::invariants::{Checked, Event as Checks};
+use dflockd_core::session::Session;
 use dflockd_core::settings::{RawOptions, Settings};
-use dflockd_core::Error;
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]
@@ -48,83 +48,28 @@ fuzz_target!(|input: Input| {
     let Ok(settings) = Settings::new("k", input.semaphore.then_some(3), raw) else {
         return;
     };
-    let mut s = Session::new(settings, input.jitter);
-    let (mut now, mut fences) = (1_000 * MS, 0u64);
-    let (mut connecting, mut on_wire) = (false, 0u32);
-    let mut reported = HashSet::new();
-    let mut last_token = String::new();
+    let mut checked = Checked::new(Session::new(settings, input.jitter), 1_000 * MS);
+    let mut fences = 0u64;
     for event in input.events {
-        let _ = match event {
-            Event::Acquire => s.acquire(now),
-            Event::Enqueue => s.enqueue(now),
-            Event::Wait(t) => s.wait(now, t.map(u64::from)),
-            Event::Release => s.release(now),
-            Event::Renew => s.renew(now),
-            Event::Close => Ok(s.close()),
-            Event::Connected(ok) if connecting => {
-                connecting = false;
-                if ok {
-                    s.handle_connected(now);
-                } else {
-                    s.handle_connect_failed(Error::Connection("refused".into()));
-                }
-                Ok(())
-            }
-            Event::Connected(_) => Ok(()),
-            Event::Line(line) => {
-                s.handle_line(now, &line);
-                on_wire = on_wire.saturating_sub(1);
-                Ok(())
-            }
+        let event = match event {
+            Event::Acquire => Checks::Acquire,
+            Event::Enqueue => Checks::Enqueue,
+            Event::Wait(t) => Checks::Wait(t.map(u64::from)),
+            Event::Release => Checks::Release,
+            Event::Renew => Checks::Renew,
+            Event::Close => Checks::Close,
+            Event::Connected(ok) => Checks::Connected(ok),
+            Event::Line(line) => Checks::Line(line),
             Event::Grant(lease) => {
                 fences += 1;
-                s.handle_line(now, &format!("ok {fences:016x}0123456789abcdef {lease}"));
-                on_wire = on_wire.saturating_sub(1);
-                Ok(())
+                Checks::Line(format!("ok {fences:016x}0123456789abcdef {lease}"))
             }
-            Event::Disconnected => {
-                Ok(s.handle_disconnected(now, Error::Connection("reset".into())))
-            }
-            Event::Advance(ms) => {
-                now += u64::from(ms) * MS;
-                Ok(s.handle_timeout(now))
-            }
-            Event::ToDeadline => {
-                if let Some(at) = s.poll_timeout() {
-                    assert_ne!(at, u64::MAX, "an endless deadline");
-                    now = now.max(at);
-                }
-                Ok(s.handle_timeout(now))
-            }
+            Event::Disconnected => Checks::Disconnected,
+            Event::Advance(ms) => Checks::Advance(u64::from(ms)),
+            Event::ToDeadline => Checks::ToDeadline,
         };
-        while let Some(action) = s.poll_action() {
-            match action {
-                Action::Connect => connecting = true,
-                Action::Send(frame) => {
-                    assert_eq!(frame.iter().filter(|&&b| b == b'\n').count(), 3);
-                    on_wire += 1;
-                    assert!(on_wire <= 1, "two requests on the wire");
-                }
-                Action::Disconnect => {
-                    on_wire = 0;
-                    connecting = false;
-                }
-            }
-        }
-        while let Some(lost) = s.poll_lost() {
-            assert!(reported.insert(lost.fence), "a loss reported twice");
-        }
-        if let Some(grant) = s.grant() {
-            // Arbitrary lines may grant a fence again: a new grant is new.
-            if grant.token != last_token {
-                last_token = grant.token.clone();
-                reported.remove(&grant.fence);
-            }
-            assert!(!reported.contains(&grant.fence), "held after its loss");
-            assert!(
-                now < s.lease_expires_at().unwrap_or(0),
-                "held past the lease end"
-            );
+        if let Err(broken) = checked.apply(event) {
+            panic!("{broken}");
         }
     }
 });

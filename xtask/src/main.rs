@@ -25,8 +25,9 @@ const USAGE: &str = "usage: cargo xtask <build|dist|consume|demo|test|test-hosts
   consume  the consumption tests: dist's crates, npm package and wheel installed and run
          outside the workspace (after dist; part of test)
   demo   build, load it in wasmtime and show it working (the README's main command)
-  test   unit tests, the component build, the host tests in wasmtime (test-hosts included),
-         then dist and the consumption tests (each artifact installed outside the workspace)
+  test   unit tests, the component build and dist, the host tests in wasmtime (test-hosts
+         included, on the dist component), then the consumption tests (each artifact
+         installed and run outside the workspace)
   test-hosts  the conformance scenarios in the Rust host, Node (jco) and Python (wasmtime-py),
          and the composed app; installs the npm packages and the wasmtime-py venv if missing
   bench  [--quick] the component beside the Python client and a raw socket (and the Go

@@ -6,6 +6,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::session::invariants::{Checked, Event};
 
 /// One thing that can happen to a session.
 #[derive(Debug, Clone)]
@@ -71,80 +72,28 @@ proptest! {
         jitter in any::<u64>(),
     ) {
         let limit = semaphore.then_some(3);
-        let mut s = Session::new(settings(limit, None), jitter);
-        let mut now = 5 * S;
-        let mut connecting = false;
-        let mut on_wire = 0usize;
+        let mut checked = Checked::new(Session::new(settings(limit, None), jitter), 5 * S);
         let mut fences = 0u64;
-        let mut reported = std::collections::HashSet::new();
         for step in steps {
-            // Commands may be refused; that is fine, a panic is not.
-            let _ = match step {
-                Step::Acquire => s.acquire(now),
-                Step::Enqueue => s.enqueue(now),
-                Step::Wait(t) => s.wait(now, t),
-                Step::Release => s.release(now),
-                Step::Renew => s.renew(now),
-                Step::Close => {
-                    s.close();
-                    Ok(())
-                }
-                Step::Connected(ok) if connecting => {
-                    connecting = false;
-                    if ok {
-                        s.handle_connected(now);
-                    } else {
-                        s.handle_connect_failed(Error::Connection("refused".into()));
-                    }
-                    Ok(())
-                }
-                Step::Connected(_) => Ok(()),
+            let event = match step {
+                Step::Acquire => Event::Acquire,
+                Step::Enqueue => Event::Enqueue,
+                Step::Wait(t) => Event::Wait(t),
+                Step::Release => Event::Release,
+                Step::Renew => Event::Renew,
+                Step::Close => Event::Close,
+                Step::Connected(ok) => Event::Connected(ok),
                 Step::Line(i) => {
                     fences += 1;
                     let token = format!("{fences:016x}0123456789abcdef");
-                    s.handle_line(now, &LINES[i].replace("{token}", &token));
-                    on_wire = on_wire.saturating_sub(1);
-                    Ok(())
+                    Event::Line(LINES[i].replace("{token}", &token))
                 }
-                Step::Disconnected => {
-                    s.handle_disconnected(now, Error::Connection("reset".into()));
-                    Ok(())
-                }
-                Step::Advance(ms) => {
-                    now += ms * NS_PER_MS;
-                    s.handle_timeout(now);
-                    Ok(())
-                }
-                Step::ToDeadline => {
-                    if let Some(at) = s.poll_timeout() {
-                        prop_assert!(at != u64::MAX, "an endless deadline is no deadline");
-                        now = now.max(at);
-                    }
-                    s.handle_timeout(now);
-                    Ok(())
-                }
+                Step::Disconnected => Event::Disconnected,
+                Step::Advance(ms) => Event::Advance(ms),
+                Step::ToDeadline => Event::ToDeadline,
             };
-            while let Some(action) = s.poll_action() {
-                match action {
-                    Action::Connect => connecting = true,
-                    Action::Send(frame) => {
-                        prop_assert_eq!(frame.iter().filter(|&&b| b == b'\n').count(), 3);
-                        on_wire += 1;
-                        prop_assert!(on_wire <= 1, "two requests on the wire");
-                    }
-                    Action::Disconnect => {
-                        on_wire = 0;
-                        connecting = false;
-                    }
-                }
-            }
-            while let Some(lost) = s.poll_lost() {
-                prop_assert!(reported.insert(lost.fence), "fence {} reported twice", lost.fence);
-            }
-            if let Some(grant) = s.grant() {
-                prop_assert!(!reported.contains(&grant.fence), "held after reported lost");
-                let end = s.lease_expires_at().unwrap_or(0);
-                prop_assert!(now < end, "held at {now}, past the lease end {end}");
+            if let Err(broken) = checked.apply(event) {
+                prop_assert!(false, "{}", broken);
             }
         }
     }
