@@ -443,12 +443,15 @@ fn release_in_background(shared: &Arc<Shared>) {
     let shared = shared.clone();
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         rt.spawn(async move {
-            let Ok(mut slot) = shared.core().await else {
-                return;
-            };
+            let mut slot = shared.slot.lock().await;
+            // An empty slot: a cancelled call dropped the instance and its
+            // connection, so nothing is held; no instance to build for it.
             if let Some(core) = slot.as_mut() {
                 let released = call!(shared, core, call_release);
                 tracing::debug!(?released, "release on guard drop");
+                // As after any call: nothing due once nothing is held.
+                let idle = matches!(released, Ok(Ok(_)));
+                shared.reschedule(core, idle).await;
             }
             locked(&shared.view).set(None);
         });
