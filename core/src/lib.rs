@@ -2,7 +2,8 @@
 //! WebAssembly guest and the native host bindings.
 //!
 //! Nothing here does I/O or reads a clock: time is always an argument
-//! (monotonic nanoseconds), in the manner of quinn-proto and rustls.
+//! (a [`time::Instant`] on the shell's monotonic clock), in the manner of
+//! quinn-proto and rustls.
 //! - [`protocol`]: validators, request encoders, reply decoders, and
 //!   [`Error`], the one error type of the client;
 //! - [`lease`]: when to renew one grant;
@@ -21,7 +22,9 @@ pub mod protocol;
 pub mod session;
 pub mod settings;
 pub mod shard;
+pub mod time;
 
 pub use counters::Counters;
 pub use protocol::{Enqueued, Error, Grant, Kind, Loss, LossCause};
 pub use session::{LeaseLost, Session};
+pub use time::Instant;

@@ -32,15 +32,15 @@
 //! or wait reports as an error, leaving `Idle`.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use crate::counters::Counters;
 use crate::lease::Lease;
 use crate::protocol::reply::{decode_enqueue, decode_grant, decode_ok, decode_renew, ErrorContext};
 use crate::protocol::{check_seconds, Enqueued, Error, Grant, Kind, Loss, LossCause, Request};
 use crate::settings::{Settings, REPLY_GRACE_MS};
+use crate::time::Instant;
 
-const NS_PER_MS: u64 = 1_000_000;
-const NS_PER_S: u64 = 1_000_000_000;
 /// Losses kept for [`Session::poll_lost`]; older ones go first.
 const MAX_UNREPORTED_LOSSES: usize = 64;
 
@@ -125,9 +125,10 @@ enum Sent {
 struct InFlight {
     sent: Sent,
     /// When it went out (for the renewal latency).
-    at: u64,
-    /// A reply later than this means the server is gone or frozen.
-    deadline: u64,
+    at: Instant,
+    /// A reply later than this means the server is gone or frozen; `None`
+    /// for a renewal, whose reply may take as long as the lease lasts.
+    deadline: Option<Instant>,
 }
 
 /// One lock or semaphore: see the module docs for the call order.
@@ -181,20 +182,20 @@ impl Session {
 
     /// `l`/`sl`: blocks on the server up to the acquire timeout.
     /// Refused when held or enqueued.
-    pub fn acquire(&mut self, now: u64) -> Result<(), Error> {
+    pub fn acquire(&mut self, now: Instant) -> Result<(), Error> {
         self.ready_to_start()?;
         self.start(Command::Acquire, now)
     }
 
     /// `e`/`se`: joins the queue, or is granted at once.
-    pub fn enqueue(&mut self, now: u64) -> Result<(), Error> {
+    pub fn enqueue(&mut self, now: Instant) -> Result<(), Error> {
         self.ready_to_start()?;
         self.start(Command::Enqueue, now)
     }
 
     /// `w`/`sw` after a queued enqueue, for `timeout_s` (default: the
     /// acquire timeout); at once the grant after a fast-path enqueue.
-    pub fn wait(&mut self, now: u64, timeout_s: Option<u64>) -> Result<(), Error> {
+    pub fn wait(&mut self, now: Instant, timeout_s: Option<u64>) -> Result<(), Error> {
         let timeout_s = check_seconds(
             timeout_s.unwrap_or(self.settings.acquire_timeout_s),
             "wait timeout",
@@ -223,7 +224,7 @@ impl Session {
     /// `r`/`sr`. Nothing held: `Released(false)` at once. Enqueued: leaves
     /// the queue by disconnecting (the server forgets the waiter), `false`.
     /// A lease lost before: refused with `lock-lost`, once.
-    pub fn release(&mut self, now: u64) -> Result<(), Error> {
+    pub fn release(&mut self, now: Instant) -> Result<(), Error> {
         self.check_not_busy()?;
         match std::mem::replace(&mut self.phase, Phase::Idle) {
             Phase::Idle => {
@@ -244,7 +245,7 @@ impl Session {
     }
 
     /// `n`/`sn` now (renewal is otherwise automatic).
-    pub fn renew(&mut self, now: u64) -> Result<(), Error> {
+    pub fn renew(&mut self, now: Instant) -> Result<(), Error> {
         self.check_not_busy()?;
         match std::mem::replace(&mut self.phase, Phase::Idle) {
             Phase::Lost(e) => Err(e),
@@ -272,7 +273,7 @@ impl Session {
     // ---- inputs ---------------------------------------------------------
 
     /// The connection asked for by [`Action::Connect`] is open.
-    pub fn handle_connected(&mut self, now: u64) {
+    pub fn handle_connected(&mut self, now: Instant) {
         if self.link == Link::Connecting {
             self.link = Link::Up;
             self.counters.connects += 1;
@@ -292,7 +293,7 @@ impl Session {
     }
 
     /// One reply line arrived.
-    pub fn handle_line(&mut self, now: u64, line: &str) {
+    pub fn handle_line(&mut self, now: Instant, line: &str) {
         let Some(InFlight { sent, at, .. }) = self.in_flight.take() else {
             return self.break_link(Error::Protocol("unsolicited bytes from the server".into()));
         };
@@ -300,7 +301,9 @@ impl Session {
             Sent::Renewal => {
                 let reply = decode_renew(line);
                 if reply.is_ok() {
-                    self.counters.confirm_renewal(now.saturating_sub(at));
+                    let took = now.saturating_duration_since(at);
+                    self.counters
+                        .confirm_renewal(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
                 }
                 self.handle_renewal_reply(now, reply);
             }
@@ -312,15 +315,20 @@ impl Session {
     /// The connection broke (read or write failed, the server closed it,
     /// or a frame could not be decoded): what was in flight fails with
     /// `error`, and a held lease is lost.
-    pub fn handle_disconnected(&mut self, now: u64, error: Error) {
+    pub fn handle_disconnected(&mut self, now: Instant, error: Error) {
         self.break_link(error);
         self.pump(now);
     }
 
     /// Time passed: a reply later than its deadline closes the connection
     /// (`timeout`), a lease past its end is lost, a due renewal is sent.
-    pub fn handle_timeout(&mut self, now: u64) {
-        if self.in_flight.as_ref().is_some_and(|f| now >= f.deadline) {
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self
+            .in_flight
+            .as_ref()
+            .and_then(|f| f.deadline)
+            .is_some_and(|deadline| now >= deadline)
+        {
             self.break_link(Error::Timeout);
         }
         if let Phase::Held { lease, .. } = &mut self.phase {
@@ -355,8 +363,8 @@ impl Session {
     /// When [`handle_timeout`](Self::handle_timeout) must be called next:
     /// the reply deadline of what is in flight, the next renewal, or the
     /// end of a lease whose renewal is out. `None` when nothing is due.
-    pub fn poll_timeout(&self) -> Option<u64> {
-        let reply = self.in_flight.as_ref().map(|f| f.deadline);
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let reply = self.in_flight.as_ref().and_then(|f| f.deadline);
         let lease = match &self.phase {
             // A renewal cannot go out while something else is on the wire
             // (or the connection is being set up): only the lease end counts.
@@ -407,7 +415,7 @@ impl Session {
     }
 
     /// When the held lease ends at the latest, by the local estimate.
-    pub fn lease_expires_at(&self) -> Option<u64> {
+    pub fn lease_expires_at(&self) -> Option<Instant> {
         match &self.phase {
             Phase::Held { lease, .. } => Some(lease.expires_at()),
             _ => None,
@@ -445,7 +453,7 @@ impl Session {
 
     /// Accepts `command`: checks that it encodes, queues it, and sends it
     /// when the connection is free.
-    fn start(&mut self, command: Command, now: u64) -> Result<(), Error> {
+    fn start(&mut self, command: Command, now: Instant) -> Result<(), Error> {
         let mut frame = Vec::new();
         self.request(Sent::Command(command))?.encode(&mut frame)?;
         self.outcome = None;
@@ -502,7 +510,7 @@ impl Session {
 
     /// Moves things along: connects for a queued command, sends it once
     /// the wire is free, sends a due renewal.
-    fn pump(&mut self, now: u64) {
+    fn pump(&mut self, now: Instant) {
         if self.in_flight.is_some() {
             return;
         }
@@ -541,15 +549,16 @@ impl Session {
         }
     }
 
-    fn send(&mut self, sent: Sent, frame: Vec<u8>, now: u64) {
+    fn send(&mut self, sent: Sent, frame: Vec<u8>, now: Instant) {
         let deadline = match sent {
             // A renewal's reply may take as long as the lease lasts (a
             // server paused for less than that keeps it): the lease end
             // is its deadline, in handle_timeout.
-            Sent::Renewal => u64::MAX,
-            Sent::Command(_) => now
-                .saturating_add(self.server_wait_s(sent).saturating_mul(NS_PER_S))
-                .saturating_add(REPLY_GRACE_MS * NS_PER_MS),
+            Sent::Renewal => None,
+            Sent::Command(_) => Some(
+                now + Duration::from_secs(self.server_wait_s(sent))
+                    + Duration::from_millis(REPLY_GRACE_MS),
+            ),
         };
         match (sent, &mut self.phase) {
             (Sent::Renewal, _) => self.counters.renewals_sent += 1,
@@ -566,12 +575,12 @@ impl Session {
         self.actions.push_back(Action::Send(frame));
     }
 
-    fn hold(&mut self, now: u64, grant: Grant) {
+    fn hold(&mut self, now: Instant, grant: Grant) {
         let lease = Lease::new(now, grant.lease_s, self.settings.renew_ratio, self.jitter);
         self.phase = Phase::Held { grant, lease };
     }
 
-    fn handle_command_reply(&mut self, now: u64, command: Command, line: &str) {
+    fn handle_command_reply(&mut self, now: Instant, command: Command, line: &str) {
         let outcome = match command {
             Command::Acquire | Command::Wait { .. } => {
                 decode_grant(line).map(|granted| match granted {
@@ -620,7 +629,7 @@ impl Session {
         self.outcome = Some(outcome);
     }
 
-    fn handle_renewal_reply(&mut self, now: u64, reply: Result<u64, Error>) {
+    fn handle_renewal_reply(&mut self, now: Instant, reply: Result<u64, Error>) {
         match reply {
             Ok(remaining) => {
                 if let Phase::Held { lease, .. } = &mut self.phase {

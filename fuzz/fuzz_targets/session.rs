@@ -10,6 +10,7 @@ use arbitrary::Arbitrary;
 use dflockd_core::session::invariants::{Checked, Event as Checks};
 use dflockd_core::session::Session;
 use dflockd_core::settings::{RawOptions, Settings};
+use dflockd_core::Instant;
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]
@@ -48,7 +49,8 @@ fuzz_target!(|input: Input| {
     let Ok(settings) = Settings::new("k", input.semaphore.then_some(3), raw) else {
         return;
     };
-    let mut checked = Checked::new(Session::new(settings, input.jitter), 1_000 * MS);
+    let start = Instant::from_nanos(1_000 * MS);
+    let mut checked = Checked::new(Session::new(settings, input.jitter), start);
     let mut fences = 0u64;
     for event in input.events {
         let event = match event {

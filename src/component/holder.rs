@@ -9,6 +9,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::time::Duration;
 
 use wasip2::io::poll::Pollable;
 
@@ -19,15 +20,16 @@ use crate::counters::Counters;
 use crate::protocol::Error;
 use crate::session::{Action, LeaseLost, Outcome, Session};
 use crate::settings::Settings;
+use crate::time::Instant;
 
 /// Losses kept for the driver to report; older ones are dropped first.
 const MAX_UNREPORTED_LOSSES: usize = 1024;
 
-/// A connection that answered less than this long ago (ns) is not checked
-/// for a close before the next command: a close in that moment is no
-/// different from one during the command, and the check costs a read
-/// system call per request.
-const IDLE_CHECK_AFTER_NS: u64 = 1_000_000;
+/// A connection that answered less than this long ago is not checked for a
+/// close before the next command: a close in that moment is no different
+/// from one during the command, and the check costs a read system call per
+/// request.
+const IDLE_CHECK_AFTER: Duration = Duration::from_millis(1);
 
 thread_local! {
     static LOSSES: RefCell<VecDeque<LeaseLost>> = const { RefCell::new(VecDeque::new()) };
@@ -46,16 +48,16 @@ pub fn take_losses() -> Vec<LeaseLost> {
 }
 
 /// When the driver must run next; `None` when nothing is held.
-pub fn next_deadline() -> Option<u64> {
+pub fn next_deadline() -> Option<Instant> {
     if LOSSES.with_borrow(|l| !l.is_empty()) {
-        return Some(0);
+        return Some(Instant::default());
     }
     reactor::next_deadline()
 }
 
 /// A pollable ready at [`next_deadline`]; never ready when nothing is held.
 pub fn next_wakeup() -> Pollable {
-    clock::timer(next_deadline().unwrap_or(u64::MAX))
+    clock::timer(next_deadline().unwrap_or(clock::NEVER))
 }
 
 /// One lock or semaphore: its session and its connection.
@@ -64,7 +66,7 @@ pub struct Holder {
     dial: Dial,
     conn: Option<Conn>,
     /// When the last reply line arrived (see [`IDLE_CHECK_AFTER_NS`]).
-    last_reply: Option<u64>,
+    last_reply: Option<Instant>,
     /// What of the session's counters is already in [`TOTALS`].
     counted: Counters,
 }
@@ -92,7 +94,7 @@ impl Holder {
     /// Runs one command to its outcome, blocking under the reactor.
     pub fn run(
         &mut self,
-        start: impl FnOnce(&mut Session, u64) -> Result<(), Error>,
+        start: impl FnOnce(&mut Session, Instant) -> Result<(), Error>,
     ) -> Result<Outcome, Error> {
         let outcome = self.run_to_outcome(start);
         self.collect_losses();
@@ -101,7 +103,7 @@ impl Holder {
 
     fn run_to_outcome(
         &mut self,
-        start: impl FnOnce(&mut Session, u64) -> Result<(), Error>,
+        start: impl FnOnce(&mut Session, Instant) -> Result<(), Error>,
     ) -> Result<Outcome, Error> {
         // An idle connection the server closed meanwhile (a restart, its
         // --read-timeout) shows here as EOF, so the command opens a fresh
@@ -109,7 +111,7 @@ impl Holder {
         let now = clock::now();
         if self
             .last_reply
-            .is_none_or(|at| now.saturating_sub(at) >= IDLE_CHECK_AFTER_NS)
+            .is_none_or(|at| now.saturating_duration_since(at) >= IDLE_CHECK_AFTER)
         {
             self.pass(now, None);
         }
@@ -138,7 +140,7 @@ impl Holder {
     /// handle time; then do what the session asks, except connect.
     /// With `explain_until`, a plain connection closed before its first
     /// reply is probed for TLS (blocking, up to then) to say why.
-    fn pass(&mut self, now: u64, explain_until: Option<u64>) {
+    fn pass(&mut self, now: Instant, explain_until: Option<Instant>) {
         if let Some(conn) = self.conn.as_mut() {
             // One read per pass: a second would come back empty (a host
             // call per reply); lines that came together are all handled.
@@ -246,7 +248,7 @@ impl Background for Holder {
         out.extend(conn.writable());
     }
 
-    fn deadline(&self) -> Option<u64> {
+    fn deadline(&self) -> Option<Instant> {
         self.session.poll_timeout()
     }
 
@@ -254,7 +256,7 @@ impl Background for Holder {
         self.session.awaits_reply() || self.conn.as_ref().is_some_and(Conn::has_queued)
     }
 
-    fn drive(&mut self, now: u64) {
+    fn drive(&mut self, now: Instant) {
         self.pass(now, None);
         self.collect_losses();
     }

@@ -64,7 +64,7 @@ impl api::driver::Guest for Component {
     }
 
     fn next_deadline() -> Option<u64> {
-        holder::next_deadline()
+        holder::next_deadline().map(crate::time::Instant::as_nanos)
     }
 
     fn drive() -> Vec<api::driver::LeaseLost> {

@@ -9,6 +9,7 @@ use std::rc::{Rc, Weak};
 use wasip2::io::poll::{poll, Pollable};
 
 use super::clock;
+use crate::time::Instant;
 
 /// While background work waits for I/O, `next-deadline` ticks this often
 /// (ms): one pollable cannot wait for "reply or deadline" at once.
@@ -27,11 +28,11 @@ pub trait Background {
     /// Pollables for the I/O it waits on.
     fn wakeups(&self, out: &mut Vec<Pollable>);
     /// When it must be driven next, as a monotonic instant.
-    fn deadline(&self) -> Option<u64>;
+    fn deadline(&self) -> Option<Instant>;
     /// Whether it waits for I/O (a reply, or room to write).
     fn awaits_io(&self) -> bool;
     /// Does what is due, without blocking.
-    fn drive(&mut self, now: u64);
+    fn drive(&mut self, now: Instant);
 }
 
 type Work = Weak<RefCell<dyn Background>>;
@@ -61,13 +62,13 @@ fn for_each_free(mut f: impl FnMut(&mut dyn Background)) {
 }
 
 /// Drives all free background work, without blocking.
-pub fn drive_all(now: u64) {
+pub fn drive_all(now: Instant) {
     for_each_free(|w| w.drive(now));
 }
 
 /// When the background work must next be driven; `None` when it has none.
-pub fn next_deadline() -> Option<u64> {
-    let mut earliest: Option<u64> = None;
+pub fn next_deadline() -> Option<Instant> {
+    let mut earliest: Option<Instant> = None;
     let mut io = false;
     for_each_free(|w| {
         io |= w.awaits_io();
@@ -84,7 +85,7 @@ pub fn next_deadline() -> Option<u64> {
 
 /// Blocks until one of `own` is ready, `deadline` passes, or background
 /// work needs attention; then drives the background work. Callers loop.
-pub fn wait(own: &[&Pollable], deadline: u64) {
+pub fn wait(own: &[&Pollable], deadline: Instant) {
     {
         let mut others = Vec::new();
         let mut soonest = deadline.min(clock::after_ms(WAIT_SLICE_MS));

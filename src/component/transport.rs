@@ -21,6 +21,7 @@ use wasip2::sockets::{instance_network, ip_name_lookup, tcp_create_socket};
 use super::clock;
 use crate::protocol::{Error, LineReader, Request, MAX_REPLY};
 use crate::settings::{check_server, ConnectSettings, Server, TlsOptions, Trust};
+use crate::time::Instant;
 use crate::tls::{Incoming, TlsSession, TlsSettings};
 
 /// Where and how to connect, checked: the server, the connect settings,
@@ -109,7 +110,7 @@ impl Conn {
 
     /// Runs the TLS handshake to its end, running the reactor while it
     /// waits; every failure is `tls` naming the reason.
-    fn handshake(&mut self, session: TlsSession, deadline: u64) -> Result<(), Error> {
+    fn handshake(&mut self, session: TlsSession, deadline: Instant) -> Result<(), Error> {
         if let Ok(open) = self.open.as_mut() {
             open.tls = Some(session);
         }
@@ -174,7 +175,7 @@ impl Conn {
 
     /// Validates and writes one request (encrypted under TLS), waiting
     /// (under the reactor) for buffer space until `deadline`.
-    pub fn send(&mut self, request: &Request, deadline: u64) -> Result<(), Error> {
+    pub fn send(&mut self, request: &Request, deadline: Instant) -> Result<(), Error> {
         let mut frame = Vec::new();
         request.encode(&mut frame)?;
         self.queue(&frame)?;
@@ -306,13 +307,13 @@ impl Conn {
     }
 
     /// Sends `request` and blocks (servicing other leases) until its reply line.
-    pub fn round_trip(&mut self, request: &Request, deadline: u64) -> Result<String, Error> {
+    pub fn round_trip(&mut self, request: &Request, deadline: Instant) -> Result<String, Error> {
         self.send(request, deadline)?;
         self.wait_line(deadline)
     }
 
     /// Blocks until the reply line, running the reactor; times out at `deadline`.
-    pub fn wait_line(&mut self, deadline: u64) -> Result<String, Error> {
+    pub fn wait_line(&mut self, deadline: Instant) -> Result<String, Error> {
         loop {
             match self.poll_line() {
                 Ok(Some(line)) => return Ok(line),
@@ -334,7 +335,7 @@ impl Conn {
     /// no TLS record), and so does one at its `--max-connections`. To tell
     /// them apart, one more connection offers a TLS ClientHello: a TLS
     /// record back means the server speaks TLS, which is then the error.
-    pub fn explain_early_close(&mut self, error: Error, deadline: u64) -> Error {
+    pub fn explain_early_close(&mut self, error: Error, deadline: Instant) -> Error {
         let plain = self.open.as_ref().map_or(true, |open| open.tls.is_none());
         if self.replied || !plain || !matches!(error, Error::Connection(_)) {
             return error;
@@ -366,7 +367,7 @@ const FIRST_READ: u64 = 4 * 1024;
 const BULK_READ: u64 = 64 * 1024;
 
 /// Whether the server at `peer` answers a ClientHello with a TLS record.
-fn speaks_tls(peer: (IpAddr, u16), deadline: u64) -> bool {
+fn speaks_tls(peer: (IpAddr, u16), deadline: Instant) -> bool {
     let network = instance_network::instance_network();
     let Ok(open) = connect_one(&network, peer.0, peer.1, deadline) else {
         return false;
@@ -423,7 +424,7 @@ fn write_some(output: &OutputStream, queue: &mut Vec<u8>) -> Result<(), Error> {
 
 /// Writes all of `bytes`, waiting (running the reactor) for buffer space
 /// until `deadline`.
-fn write_all(output: &OutputStream, mut bytes: &[u8], deadline: u64) -> Result<(), Error> {
+fn write_all(output: &OutputStream, mut bytes: &[u8], deadline: Instant) -> Result<(), Error> {
     if bytes.is_empty() {
         return Ok(());
     }
@@ -450,7 +451,7 @@ fn stream_error(e: StreamError) -> Error {
 }
 
 /// Waits (running the reactor) for one pollable or the deadline; `Timeout` after it.
-fn wait_for(pollable: &Pollable, deadline: u64) -> Result<(), Error> {
+fn wait_for(pollable: &Pollable, deadline: Instant) -> Result<(), Error> {
     super::reactor::wait(&[pollable], deadline);
     if !pollable.ready() && clock::now() >= deadline {
         return Err(Error::Timeout);
@@ -458,7 +459,7 @@ fn wait_for(pollable: &Pollable, deadline: u64) -> Result<(), Error> {
     Ok(())
 }
 
-fn resolve(network: &Network, host: &str, deadline: u64) -> Result<Vec<IpAddr>, Error> {
+fn resolve(network: &Network, host: &str, deadline: Instant) -> Result<Vec<IpAddr>, Error> {
     let literal = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
@@ -479,7 +480,7 @@ fn resolve(network: &Network, host: &str, deadline: u64) -> Result<Vec<IpAddr>, 
     }
 }
 
-fn connect_one(network: &Network, ip: IpAddr, port: u16, deadline: u64) -> Result<Open, Error> {
+fn connect_one(network: &Network, ip: IpAddr, port: u16, deadline: Instant) -> Result<Open, Error> {
     let (family, addr) = match ip {
         IpAddr::V4(v4) => {
             let o = v4.octets();

@@ -10,11 +10,11 @@
 //! its loss was reported.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use super::{Action, Session};
 use crate::protocol::Error;
-
-const NS_PER_MS: u64 = 1_000_000;
+use crate::time::Instant;
 
 /// One thing that can happen to a session, as its shell sees it.
 #[derive(Debug, Clone)]
@@ -47,7 +47,7 @@ pub enum Event {
 #[derive(Debug)]
 pub struct Checked {
     session: Session,
-    now: u64,
+    now: Instant,
     connecting: bool,
     on_wire: u32,
     reported: HashSet<u64>,
@@ -55,8 +55,8 @@ pub struct Checked {
 }
 
 impl Checked {
-    /// `session`, starting at `now` (ns on the monotonic clock).
-    pub fn new(session: Session, now: u64) -> Self {
+    /// `session`, starting at `now`.
+    pub fn new(session: Session, now: Instant) -> Self {
         Checked {
             session,
             now,
@@ -106,13 +106,13 @@ impl Checked {
                 Ok(())
             }
             Event::Advance(ms) => {
-                self.now = now.saturating_add(ms.saturating_mul(NS_PER_MS));
+                self.now = now + Duration::from_millis(ms);
                 s.handle_timeout(self.now);
                 Ok(())
             }
             Event::ToDeadline => {
                 if let Some(at) = s.poll_timeout() {
-                    if at == u64::MAX {
+                    if at == Instant::from_nanos(u64::MAX) {
                         return Err("an endless deadline is no deadline".into());
                     }
                     self.now = now.max(at);
@@ -169,9 +169,12 @@ impl Checked {
                 grant.fence
             ));
         }
-        let end = s.lease_expires_at().unwrap_or(0);
+        let end = s.lease_expires_at().unwrap_or_default();
         if self.now >= end {
-            return Err(format!("held at {}, past the lease end {end}", self.now));
+            return Err(format!(
+                "held at {:?}, past the lease end {end:?}",
+                self.now
+            ));
         }
         Ok(())
     }

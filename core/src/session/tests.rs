@@ -2,17 +2,25 @@
 //! plays the shell: it carries out the session's actions, records what was
 //! sent, and answers as dflockd v1.10.0 would.
 
+use std::time::Duration;
+
 use super::*;
 use crate::settings::RawOptions;
 use crate::LossCause;
 
-const S: u64 = NS_PER_S;
+const S: Duration = Duration::from_secs(1);
+const MS: Duration = Duration::from_millis(1);
+
+/// The moment `since` after the clock's origin.
+fn at(since: Duration) -> Instant {
+    Instant::default() + since
+}
 const T1: &str = "00000000000000010123456789abcdef";
 const T2: &str = "00000000000000020123456789abcdef";
 
 struct Harness {
     s: Session,
-    now: u64,
+    now: Instant,
     /// Request lines sent, one string per request (`"l k 10"`).
     sent: Vec<String>,
     connects: usize,
@@ -39,7 +47,7 @@ impl Harness {
     fn with(settings: Settings) -> Self {
         Harness {
             s: Session::new(settings, 0),
-            now: 1_000 * S,
+            now: at(1_000 * S),
             sent: Vec::new(),
             connects: 0,
             disconnects: 0,
@@ -74,13 +82,18 @@ impl Harness {
         self.io();
     }
 
-    /// Jumps the clock to the session's next deadline (at most `limit`)
+    /// Jumps the clock to the session's next deadline and handles it.
+    fn advance(&mut self) {
+        self.advance_until(Instant::from_nanos(u64::MAX));
+    }
+
+    /// Jumps the clock to the session's next deadline, at most `limit`,
     /// and handles it.
-    fn advance(&mut self, limit: u64) {
-        let next = self.s.poll_timeout().unwrap_or(u64::MAX).min(limit);
+    fn advance_until(&mut self, limit: Instant) {
+        let next = self.s.poll_timeout().unwrap_or(limit).min(limit);
         assert!(
             next >= self.now,
-            "a deadline in the past: {next} < {}",
+            "a deadline in the past: {next:?} < {:?}",
             self.now
         );
         self.now = next;
@@ -123,7 +136,7 @@ fn acquire_renew_release() {
     // Renewed at half the lease, three times, each counted from its send.
     for round in 1..=3 {
         assert_eq!(h.s.poll_timeout(), Some(granted_at + round * 2 * S));
-        h.advance(u64::MAX);
+        h.advance();
         assert_eq!(h.last_sent(), format!("n k {T1}"));
         h.reply("ok 4");
         assert!(h.s.is_held());
@@ -152,7 +165,7 @@ fn acquire_renew_release() {
 fn a_refused_renewal_is_a_loss_reported_once() {
     let mut h = Harness::new();
     h.hold(T1, 4);
-    h.advance(u64::MAX);
+    h.advance();
     h.reply("error");
     assert!(!h.s.is_held());
     let lost = h.s.poll_lost().expect("reported");
@@ -190,15 +203,15 @@ fn a_renewal_without_reply_is_lost_at_the_lease_end_not_before() {
     let mut h = Harness::new();
     h.hold(T1, 10);
     let end = h.s.lease_expires_at().unwrap();
-    h.advance(u64::MAX); // renewal sent at 5 s
+    h.advance(); // renewal sent at 5 s
     assert!(h.last_sent().starts_with("n k"));
     assert_eq!(h.s.poll_timeout(), Some(end));
-    h.advance(end - 1);
+    h.advance_until(Instant::from_nanos(end.as_nanos() - 1));
     assert!(
         h.s.is_held(),
         "a server paused for less than the lease keeps it"
     );
-    h.advance(u64::MAX);
+    h.advance();
     assert_eq!(h.now, end);
     assert!(!h.s.is_held());
     assert_eq!(h.s.poll_lost().unwrap().reason.cause, LossCause::NoReply);
@@ -212,7 +225,7 @@ fn a_renewal_without_reply_is_lost_at_the_lease_end_not_before() {
 fn a_late_renewal_reply_within_the_lease_keeps_it() {
     let mut h = Harness::new();
     h.hold(T1, 10);
-    h.advance(u64::MAX); // renewal out
+    h.advance(); // renewal out
     h.now += 4 * S; // the server was paused 4 s
     h.s.handle_timeout(h.now);
     h.reply("ok 10");
@@ -224,7 +237,7 @@ fn a_late_renewal_reply_within_the_lease_keeps_it() {
 fn a_release_waits_for_the_renewal_in_flight() {
     let mut h = Harness::new();
     h.hold(T1, 4);
-    h.advance(u64::MAX);
+    h.advance();
     let sent = h.sent.len();
     h.s.release(h.now).unwrap();
     h.io();
@@ -239,7 +252,7 @@ fn a_release_waits_for_the_renewal_in_flight() {
 fn a_release_behind_a_refused_renewal_reports_the_loss_and_sends_nothing() {
     let mut h = Harness::new();
     h.hold(T1, 4);
-    h.advance(u64::MAX);
+    h.advance();
     h.s.release(h.now).unwrap();
     h.io();
     let sent = h.sent.len();
@@ -266,12 +279,12 @@ fn two_phase_queued_then_granted() {
     // The client waits the server's 3 s plus the grace.
     assert_eq!(
         h.s.poll_timeout(),
-        Some(h.now + 3 * S + REPLY_GRACE_MS * NS_PER_MS)
+        Some(h.now + 3 * S + REPLY_GRACE_MS as u32 * MS)
     );
     h.reply(&format!("ok {T1} 7"));
     assert!(matches!(h.outcome(), Ok(Outcome::Acquired(Some(_)))));
     assert!(h.s.is_held());
-    h.advance(u64::MAX);
+    h.advance();
     assert_eq!(h.last_sent(), format!("sn k {T1} 7"));
 }
 
@@ -336,8 +349,8 @@ fn the_servers_timeout_is_no_error_a_missing_reply_is() {
     h.s.acquire(h.now).unwrap();
     h.io();
     let sent_at = h.now;
-    h.advance(u64::MAX);
-    assert_eq!(h.now, sent_at + 10 * S + REPLY_GRACE_MS * NS_PER_MS);
+    h.advance();
+    assert_eq!(h.now, sent_at + 10 * S + REPLY_GRACE_MS as u32 * MS);
     assert_eq!(h.outcome(), Err(Error::Timeout));
     assert_eq!(h.disconnects, 1, "an out-of-step connection is closed");
     // The next call connects afresh.
@@ -423,15 +436,15 @@ fn an_explicit_renew_moves_the_lease_end_from_when_it_was_sent() {
     // being 0).
     let mut h = Harness::with(settings(None, Some(10)));
     h.hold(T1, 10);
-    assert_eq!(h.s.lease_expires_at(), Some(1_010 * S));
-    h.now = 1_004 * S;
+    assert_eq!(h.s.lease_expires_at(), Some(at(1_010 * S)));
+    h.now = at(1_004 * S);
     h.s.renew(h.now).unwrap();
     h.io();
     assert_eq!(h.last_sent(), format!("n k {T1} 10"));
     h.reply("ok 10");
     assert_eq!(h.outcome(), Ok(Outcome::Renewed(10)));
-    assert_eq!(h.s.lease_expires_at(), Some(1_014 * S));
-    assert_eq!(h.s.poll_timeout(), Some(1_009 * S));
+    assert_eq!(h.s.lease_expires_at(), Some(at(1_014 * S)));
+    assert_eq!(h.s.poll_timeout(), Some(at(1_009 * S)));
 }
 
 #[test]
@@ -440,7 +453,7 @@ fn a_lease_that_runs_out_under_a_release_in_flight_fails_the_release() {
     h.hold(T1, 2);
     h.s.release(h.now).unwrap();
     h.io();
-    h.advance(u64::MAX);
+    h.advance();
     assert!(matches!(h.outcome(), Err(Error::LockLost(_))));
     assert!(h.s.poll_lost().is_some());
     assert_eq!(h.disconnects, 1);
@@ -523,13 +536,13 @@ fn counters_count_connects_renewals_with_their_round_trips_and_losses() {
     h.hold(T1, 4);
     // Two renewals answered 3 ms and 7 ms after they went out.
     for ms in [3, 7] {
-        h.advance(u64::MAX);
+        h.advance();
         assert_eq!(h.last_sent(), format!("n k {T1}"));
-        h.now += ms * NS_PER_MS;
+        h.now += ms * MS;
         h.reply("ok 4");
     }
     // A third one refused: sent, not confirmed, and the lease is lost.
-    h.advance(u64::MAX);
+    h.advance();
     h.reply("error");
     // The caller's own renew is not the schedule's.
     assert!(matches!(h.s.renew(h.now), Err(Error::LockLost(_))));
@@ -541,10 +554,10 @@ fn counters_count_connects_renewals_with_their_round_trips_and_losses() {
             connects: 2,
             renewals_sent: 3,
             renewals_confirmed: 2,
-            renew_latency_ns_total: 10 * NS_PER_MS,
-            renew_latency_ns_max: 7 * NS_PER_MS,
+            renew_latency_ns_total: 10_000_000,
+            renew_latency_ns_max: 7_000_000,
             leases_lost: 1,
         }
     );
-    assert_eq!(counters.renew_latency_ns_mean(), Some(5 * NS_PER_MS));
+    assert_eq!(counters.renew_latency_ns_mean(), Some(5_000_000));
 }

@@ -72,7 +72,7 @@ proptest! {
         jitter in any::<u64>(),
     ) {
         let limit = semaphore.then_some(3);
-        let mut checked = Checked::new(Session::new(settings(limit, None), jitter), 5 * S);
+        let mut checked = Checked::new(Session::new(settings(limit, None), jitter), at(5 * S));
         let mut fences = 0u64;
         for step in steps {
             let event = match step {
