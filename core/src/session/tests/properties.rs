@@ -8,26 +8,6 @@ use proptest::prelude::*;
 use super::*;
 use crate::session::invariants::{Checked, Event};
 
-/// One thing that can happen to a session.
-#[derive(Debug, Clone)]
-enum Step {
-    Acquire,
-    Enqueue,
-    Wait(Option<u64>),
-    Release,
-    Renew,
-    Close,
-    /// The pending connect succeeds (`true`) or fails.
-    Connected(bool),
-    /// A reply line (an index into [`LINES`], the token made unique).
-    Line(usize),
-    Disconnected,
-    /// Time passes by this many milliseconds, then `handle_timeout`.
-    Advance(u64),
-    /// Time jumps to the session's next deadline.
-    ToDeadline,
-}
-
 /// Replies of every shape, right and wrong for each command.
 const LINES: &[&str] = &[
     "ok {token} 2",
@@ -46,19 +26,24 @@ const LINES: &[&str] = &[
     "ok {token}",
 ];
 
-fn step() -> impl Strategy<Value = Step> {
+/// Any event; a reply line is one of [`LINES`] with a random token (so
+/// each grant's fence is new).
+fn event() -> impl Strategy<Value = Event> {
     prop_oneof![
-        Just(Step::Acquire),
-        Just(Step::Enqueue),
-        proptest::option::of(0..20u64).prop_map(Step::Wait),
-        Just(Step::Release),
-        Just(Step::Renew),
-        Just(Step::Close),
-        any::<bool>().prop_map(Step::Connected),
-        (0..LINES.len()).prop_map(Step::Line),
-        Just(Step::Disconnected),
-        (0..5_000u64).prop_map(Step::Advance),
-        Just(Step::ToDeadline),
+        Just(Event::Acquire),
+        Just(Event::Enqueue),
+        proptest::option::of(0..20u64).prop_map(Event::Wait),
+        Just(Event::Release),
+        Just(Event::Renew),
+        Just(Event::Close),
+        any::<bool>().prop_map(Event::Connected),
+        (0..LINES.len(), any::<u64>()).prop_map(|(i, fence)| {
+            let token = format!("{fence:016x}0123456789abcdef");
+            Event::Line(LINES[i].replace("{token}", &token))
+        }),
+        Just(Event::Disconnected),
+        (0..5_000u64).prop_map(Event::Advance),
+        Just(Event::ToDeadline),
     ]
 }
 
@@ -67,31 +52,13 @@ proptest! {
 
     #[test]
     fn random_event_orders_keep_the_invariants(
-        steps in proptest::collection::vec(step(), 1..80),
+        events in proptest::collection::vec(event(), 1..80),
         semaphore in any::<bool>(),
         jitter in any::<u64>(),
     ) {
         let limit = semaphore.then_some(3);
         let mut checked = Checked::new(Session::new(settings(limit, None), jitter), at(5 * S));
-        let mut fences = 0u64;
-        for step in steps {
-            let event = match step {
-                Step::Acquire => Event::Acquire,
-                Step::Enqueue => Event::Enqueue,
-                Step::Wait(t) => Event::Wait(t),
-                Step::Release => Event::Release,
-                Step::Renew => Event::Renew,
-                Step::Close => Event::Close,
-                Step::Connected(ok) => Event::Connected(ok),
-                Step::Line(i) => {
-                    fences += 1;
-                    let token = format!("{fences:016x}0123456789abcdef");
-                    Event::Line(LINES[i].replace("{token}", &token))
-                }
-                Step::Disconnected => Event::Disconnected,
-                Step::Advance(ms) => Event::Advance(ms),
-                Step::ToDeadline => Event::ToDeadline,
-            };
+        for event in events {
             if let Err(broken) = checked.apply(event) {
                 prop_assert!(false, "{}", broken);
             }
