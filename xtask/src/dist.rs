@@ -193,7 +193,7 @@ pub fn dist(component: &Path) -> Step {
     oci::write_layout(&out.join("oci"), &wasm, &project)?;
     oci::check_layout(&out.join("oci"), &wasm)?;
 
-    crates(&out.join(COMPONENT_FILE), &out)?;
+    crates(&out.join(COMPONENT_FILE), &project.version, &out)?;
     crate::packages::npm(&out.join(COMPONENT_FILE), &out)?;
     crate::packages::wheel(&out.join(COMPONENT_FILE), &out)?;
     checksums(&out)?;
@@ -227,7 +227,7 @@ fn show_metadata(wasm: &[u8], project: &Project) -> Step {
 }
 
 /// `cargo package` of the two crates, the host crate carrying `component`.
-fn crates(component: &Path, out: &Path) -> Step {
+fn crates(component: &Path, version: &str, out: &Path) -> Step {
     let packaged = root().join("host").join(COMPONENT_FILE);
     std::fs::copy(component, &packaged).map_err(|e| format!("{}: {e}", packaged.display()))?;
     let result = run(crate::cargo().args([
@@ -244,7 +244,6 @@ fn crates(component: &Path, out: &Path) -> Step {
     ]));
     let _ = std::fs::remove_file(&packaged);
     result?;
-    let version = Project::read()?.version;
     for name in ["dflockd-core", "dflockd-host"] {
         let file = format!("{name}-{version}.crate");
         let from = root().join("target/package").join(&file);

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::{root, run, Step};
+use crate::{python, root, run, Step};
 
 /// `npm pack` of `hosts/node`, with `component` transpiled by jco into it.
 pub fn npm(component: &Path, out: &Path) -> Step {
@@ -19,13 +19,13 @@ pub fn npm(component: &Path, out: &Path) -> Step {
 
 /// The wheel of `hosts/python`, with `component` inside; built in an
 /// isolated environment by `python -m build` (the build venv holds only
-/// `build`).
+/// `build`: `python::BUILD`).
 pub fn wheel(component: &Path, out: &Path) -> Step {
     let package = root().join("hosts/python/dflockd_component");
     let inside = package.join("dflockd_component.wasm");
     std::fs::copy(component, &inside).map_err(|e| format!("{}: {e}", inside.display()))?;
-    let built = build_venv().and_then(|python| {
-        run(Command::new(python)
+    let built = python::install(&python::BUILD).and_then(|()| {
+        run(Command::new(python::BUILD.python())
             .args(["-m", "build", "--wheel", "--outdir"])
             .arg(out)
             .arg(root().join("hosts/python")))
@@ -33,28 +33,4 @@ pub fn wheel(component: &Path, out: &Path) -> Step {
     // A copy left in the checkout would shadow the next component build.
     let _ = std::fs::remove_file(&inside);
     built
-}
-
-/// `target/build-venv` with `build`, made once.
-fn build_venv() -> Result<std::path::PathBuf, String> {
-    let venv = root().join("target/build-venv");
-    let python = venv.join("bin/python");
-    if Command::new(&python)
-        .args(["-c", "import build"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return Ok(python);
-    }
-    run(Command::new("python3")
-        .args(["-m", "venv", "--clear"])
-        .arg(&venv))
-    .map_err(|e| format!("{e}; Debian: apt-get install -y python3-venv"))?;
-    run(Command::new(venv.join("bin/pip")).args([
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "build==1.6.1",
-    ]))?;
-    Ok(python)
 }

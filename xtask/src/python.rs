@@ -12,7 +12,7 @@ use std::process::Command;
 use crate::{root, run, Step};
 
 /// One venv with one pinned package.
-struct Venv {
+pub struct Venv {
     /// Under the workspace root; the tests run its `bin/python`.
     dir: &'static str,
     /// The pinned requirement; keep in step with `interop/python`.
@@ -33,12 +33,27 @@ const SERVER: Venv = Venv {
     min: (3, 13),
 };
 
+/// `python -m build`, for the wheel (`cargo xtask dist`).
+pub const BUILD: Venv = Venv {
+    dir: "target/build-venv",
+    package: "build==1.6.1",
+    min: (3, 9),
+};
+
 pub fn setup() -> Step {
     install(&CLIENT)?;
     install(&SERVER)
 }
 
-fn install(venv: &Venv) -> Step {
+impl Venv {
+    /// The venv's interpreter.
+    pub fn python(&self) -> PathBuf {
+        root().join(self.dir).join("bin/python")
+    }
+}
+
+/// Makes `venv` with its package, unless that was done already.
+pub fn install(venv: &Venv) -> Step {
     let dir = root().join(venv.dir);
     let marker = dir.join(venv.package);
     if marker.exists() && dir.join("bin/python").exists() {
