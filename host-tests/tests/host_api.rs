@@ -280,6 +280,8 @@ fn an_owned_guard_moves_to_another_thread_and_releases_there() {
     assert_eq!(again.release(), Ok(true));
     let explicit = Arc::clone(&holder).acquire_owned().unwrap().unwrap();
     assert_eq!(explicit.release(), Ok(true));
+    // Released or dropped, the guard gives its share of the holder back.
+    assert_eq!(Arc::strong_count(&holder), 1, "a guard's share leaked");
 }
 
 #[test]

@@ -282,6 +282,9 @@ pub struct Guard<'a, K> {
 #[must_use = "dropping the guard releases the lock at once"]
 pub struct OwnedGuard<K> {
     holder: Arc<Holder<K>>,
+    /// Set by [`release`](Self::release): the drop then only gives back its
+    /// share of the holder.
+    released: bool,
 }
 
 impl<K> Holder<K> {
@@ -372,7 +375,10 @@ impl<K> Holder<K> {
     /// ```
     pub fn acquire_owned(self: Arc<Self>) -> Result<Option<OwnedGuard<K>>, Error> {
         let granted = self.acquire()?.map(std::mem::forget).is_some();
-        Ok(granted.then_some(OwnedGuard { holder: self }))
+        Ok(granted.then_some(OwnedGuard {
+            holder: self,
+            released: false,
+        }))
     }
 
     /// [`wait`](Self::wait), with a guard that owns a share of the holder.
@@ -381,7 +387,10 @@ impl<K> Holder<K> {
         timeout_s: Option<u64>,
     ) -> Result<Option<OwnedGuard<K>>, Error> {
         let granted = self.wait(timeout_s)?.map(std::mem::forget).is_some();
-        Ok(granted.then_some(OwnedGuard { holder: self }))
+        Ok(granted.then_some(OwnedGuard {
+            holder: self,
+            released: false,
+        }))
     }
 
     fn guard(&self, granted: Option<Grant>, how: &str) -> Option<Guard<'_, K>> {
@@ -516,10 +525,9 @@ impl<K> Holder<K> {
 
 impl<K> OwnedGuard<K> {
     /// Releases now, reporting the outcome (dropping releases too, silently).
-    pub fn release(self) -> Result<bool, Error> {
-        let holder = self.holder.clone();
-        std::mem::forget(self);
-        holder.release()
+    pub fn release(mut self) -> Result<bool, Error> {
+        self.released = true;
+        self.holder.release()
     }
 
     /// The holder this guard shares.
@@ -537,7 +545,9 @@ impl<K> std::ops::Deref for OwnedGuard<K> {
 
 impl<K> Drop for OwnedGuard<K> {
     fn drop(&mut self) {
-        self.holder.release_on_drop();
+        if !self.released {
+            self.holder.release_on_drop();
+        }
     }
 }
 
