@@ -243,4 +243,5 @@ async fn an_owned_guard_moves_into_a_task_and_releases_there() {
         .unwrap()
         .expect("granted after the drop");
     assert_eq!(after.release().await, Ok(true));
+    assert_eq!(Arc::strong_count(&holder), 1, "a guard's share leaked");
 }
