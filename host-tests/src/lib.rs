@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 
 use dflockd_host::{Builder, Counting, Exclusive, Runtime};
 pub use raw::{
-    Client, ClientCert, Enqueued, Error, Grant, Instance, Kind, LeaseLost, Loss, LossCause, Server,
-    Setting, TlsSetting,
+    Client, ClientCert, Command, Completion, Enqueued, Error, Event, Grant, Instance, Kind,
+    LeaseLost, Loss, LossCause, Outcome, Server, Setting, TlsSetting,
 };
 
 pub mod certs;

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime::Store;
-use wasmtime_wasi::p2::bindings::sync::io::poll::HostPollable;
+use wasmtime_wasi::p2::bindings::sync::io::poll::{Host as _, HostPollable};
 use wasmtime_wasi::p2::DynPollable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -19,9 +19,10 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::dflockd::client::connection::Stats;
-pub use exports::dflockd::client::driver::LeaseLost;
+pub use exports::dflockd::client::driver::{Completion, Event, LeaseLost};
 pub use exports::dflockd::client::types::{
-    ClientCert, Enqueued, Error, Grant, Kind, Loss, LossCause, Server, Setting, TlsSetting,
+    ClientCert, Command, Enqueued, Error, Grant, Kind, Loss, LossCause, Outcome, Server, Setting,
+    TlsSetting,
 };
 
 /// Per-instance host state: the WASI context and its resource table.
@@ -116,5 +117,53 @@ impl Instance {
         self.client
             .dflockd_client_driver()
             .call_drive(&mut self.store)
+    }
+
+    /// One turn of a host that waits for the whole instance outside any
+    /// call: take `driver.pollables`, wait until one is ready (none: the
+    /// instance has nothing pending, and this returns at once), drop
+    /// them, then `driver.poll-events`.
+    pub fn turn(&mut self) -> wasmtime::Result<Vec<Event>> {
+        self.turn_within(None)
+    }
+
+    /// [`Instance::turn`], waiting at most `limit` (a host's own timer
+    /// among the component's pollables).
+    pub fn turn_for(&mut self, limit: std::time::Duration) -> wasmtime::Result<Vec<Event>> {
+        self.turn_within(Some(limit))
+    }
+
+    fn turn_within(&mut self, limit: Option<std::time::Duration>) -> wasmtime::Result<Vec<Event>> {
+        use wasmtime_wasi::clocks::WasiClocksView;
+        use wasmtime_wasi::p2::bindings::clocks::monotonic_clock::Host as _;
+        let driver = self.client.dflockd_client_driver();
+        let mut pollables = driver.call_pollables(&mut self.store)?;
+        if let Some(limit) = limit {
+            let ns = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
+            pollables.push(self.store.data_mut().clocks().subscribe_duration(ns)?);
+        }
+        if !pollables.is_empty() {
+            let borrowed = pollables
+                .iter()
+                .map(|p| Resource::new_borrow(p.rep()))
+                .collect();
+            let waited = self.store.data_mut().table.poll(borrowed);
+            for pollable in pollables {
+                HostPollable::drop(&mut self.store.data_mut().table, pollable)?;
+            }
+            waited?;
+        }
+        driver.call_poll_events(&mut self.store)
+    }
+
+    /// How many pollables `driver.pollables` gives now (dropped at once).
+    pub fn pending(&mut self) -> wasmtime::Result<usize> {
+        let driver = self.client.dflockd_client_driver();
+        let pollables = driver.call_pollables(&mut self.store)?;
+        let n = pollables.len();
+        for pollable in pollables {
+            HostPollable::drop(&mut self.store.data_mut().table, pollable)?;
+        }
+        Ok(n)
     }
 }

@@ -25,7 +25,7 @@ fn imports_only_wasi_0_2_and_exports_the_whole_api() {
         "sharding",
         "driver",
     ] {
-        let name = format!("dflockd:client/{interface}@0.2.0");
+        let name = format!("dflockd:client/{interface}@0.3.0");
         assert!(exports.contains(&name), "{name} not exported: {exports:?}");
     }
 }

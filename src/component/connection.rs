@@ -4,7 +4,8 @@ use std::cell::RefCell;
 
 use super::api::connection::{GuestConnection, Stats};
 use super::api::types::{Enqueued, Error, Grant, Server, Setting};
-use super::transport::{Conn, Dial};
+use super::dial::{self, Dial};
+use super::transport::Conn;
 use super::{clock, convert};
 use crate::protocol::reply::{decode_enqueue, decode_grant, decode_ok, decode_renew, ErrorContext};
 use crate::protocol::{self as p, Kind, Request, Space};
@@ -43,7 +44,7 @@ impl GuestConnection for Connection {
         settings: Vec<Setting>,
     ) -> Result<super::api::connection::Connection, Error> {
         let dial = Dial::new(server.into(), convert::connect_settings(settings)?)?;
-        let conn = Conn::connect(&dial)?;
+        let conn = dial::connect(&dial)?;
         Ok(super::api::connection::Connection::new(Connection(
             RefCell::new(conn),
         )))

@@ -3,7 +3,7 @@
 use super::api::{connection as wc, driver, types as wt};
 use crate::counters::Counters;
 use crate::protocol::{stats, Enqueued, Error, Grant, Kind, Loss, LossCause};
-use crate::session::LeaseLost;
+use crate::session::{LeaseLost, Outcome};
 use crate::settings::{ClientCert, ConnectSettings, RawOptions, Server, TlsOptions, Trust};
 
 impl From<Loss> for wt::Loss {
@@ -193,6 +193,31 @@ impl From<LeaseLost> for driver::LeaseLost {
             kind: l.kind.into(),
             fence: l.fence,
             reason: l.reason.into(),
+        }
+    }
+}
+
+impl From<Outcome> for wt::Outcome {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Acquired(grant) => wt::Outcome::Acquired(grant.map(Into::into)),
+            Outcome::Enqueued(answer) => wt::Outcome::Enqueued(answer.into()),
+            Outcome::Released(released) => wt::Outcome::Released(released),
+            Outcome::Renewed(remaining) => wt::Outcome::Renewed(remaining),
+        }
+    }
+}
+
+impl From<super::holder::Event> for driver::Event {
+    fn from(e: super::holder::Event) -> Self {
+        match e {
+            super::holder::Event::Done { ticket, outcome } => {
+                driver::Event::Done(driver::Completion {
+                    ticket,
+                    outcome: outcome.map(Into::into).map_err(Into::into),
+                })
+            }
+            super::holder::Event::Lost(lost) => driver::Event::Lost(lost.into()),
         }
     }
 }

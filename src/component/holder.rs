@@ -1,10 +1,12 @@
 //! The WASI shell around the core's sans-IO [`Session`]: one per `lock` or
 //! `semaphore` resource. It carries out the session's actions on a
-//! [`Conn`], feeds it what was read and the clock, and keeps the lease
-//! renewed as reactor background work. A blocking call loops "do what the
-//! session asks; wait (under the reactor) for its I/O or its deadline"
-//! until the command's outcome; [`Holder::drive`] does one non-blocking
-//! pass and never waits.
+//! [`Conn`] (opening it through [`Connecting`], without waiting), feeds it
+//! what was read and the clock, and keeps the lease renewed as reactor
+//! background work. A command started with a ticket ([`Holder::start`])
+//! returns at once; its outcome becomes an [`Event`] when a later pass
+//! finds it. A blocking call ([`Holder::run`]) is the loop over the same
+//! passes: "start; wait (under the reactor) for its I/O or its deadline;
+//! pass" until the command's outcome.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -14,8 +16,9 @@ use std::time::Duration;
 use wasip2::io::poll::Pollable;
 
 use super::clock;
+use super::dial::{Connecting, Dial};
 use super::reactor::{self, Background};
-use super::transport::{Conn, Dial};
+use super::transport::Conn;
 use crate::counters::Counters;
 use crate::protocol::Error;
 use crate::session::{Action, LeaseLost, Outcome, Session};
@@ -31,8 +34,23 @@ const MAX_UNREPORTED_LOSSES: usize = 1024;
 /// request.
 const IDLE_CHECK_AFTER: Duration = Duration::from_millis(1);
 
+/// What happened in the instance, for the driver to report.
+pub enum Event {
+    /// A command started with [`Holder::start`] finished.
+    Done {
+        /// The ticket it was started with.
+        ticket: u64,
+        /// What the blocking call would have returned.
+        outcome: Result<Outcome, Error>,
+    },
+    /// A lease was lost.
+    Lost(LeaseLost),
+}
+
 thread_local! {
-    static LOSSES: RefCell<VecDeque<LeaseLost>> = const { RefCell::new(VecDeque::new()) };
+    /// Oldest first. Losses past [`MAX_UNREPORTED_LOSSES`] drop the oldest
+    /// loss; completions are never dropped (one per started command).
+    static EVENTS: RefCell<VecDeque<Event>> = const { RefCell::new(VecDeque::new()) };
     /// The instance's totals: every holder adds what its session counted.
     static TOTALS: std::cell::Cell<Counters> = const { std::cell::Cell::new(Counters::ZERO) };
 }
@@ -42,17 +60,48 @@ pub fn counters() -> Counters {
     TOTALS.get()
 }
 
-/// The losses found since the last call, from every holder of the instance.
+/// The losses found since the last call, from every holder of the
+/// instance; completions stay for [`take_events`].
 pub fn take_losses() -> Vec<LeaseLost> {
-    LOSSES.with_borrow_mut(|l| l.drain(..).collect())
+    EVENTS.with_borrow_mut(|events| {
+        let mut losses = Vec::new();
+        let mut kept = VecDeque::new();
+        for event in events.drain(..) {
+            match event {
+                Event::Lost(lost) => losses.push(lost),
+                done => kept.push_back(done),
+            }
+        }
+        *events = kept;
+        losses
+    })
+}
+
+/// Everything that happened since the last call, oldest first.
+pub fn take_events() -> Vec<Event> {
+    EVENTS.with_borrow_mut(|events| events.drain(..).collect())
+}
+
+/// Whether events wait to be taken.
+fn events_waiting() -> bool {
+    EVENTS.with_borrow(|events| !events.is_empty())
 }
 
 /// When the driver must run next; `None` when nothing is held.
 pub fn next_deadline() -> Option<Instant> {
-    if LOSSES.with_borrow(|l| !l.is_empty()) {
+    if events_waiting() {
         return Some(Instant::default());
     }
     reactor::next_deadline()
+}
+
+/// The pollables standing for all the instance's pending work (see the
+/// WIT's `driver.pollables`): one ready at once when events wait.
+pub fn pollables() -> Vec<Pollable> {
+    if events_waiting() {
+        return vec![clock::timer(Instant::default())];
+    }
+    reactor::pollables()
 }
 
 /// A pollable ready at [`next_deadline`]; never ready when nothing is held.
@@ -65,6 +114,10 @@ pub struct Holder {
     session: Session,
     dial: Dial,
     conn: Option<Conn>,
+    /// The connection being opened, while the session waits for it.
+    connecting: Option<Connecting>,
+    /// The ticket of the command started without waiting, until it ends.
+    ticket: Option<u64>,
     /// When the last reply line arrived (see [`IDLE_CHECK_AFTER_NS`]).
     last_reply: Option<Instant>,
     /// What of the session's counters is already in [`TOTALS`].
@@ -79,6 +132,8 @@ impl Holder {
             session: Session::new(settings, clock::jitter()),
             dial,
             conn: None,
+            connecting: None,
+            ticket: None,
             last_reply: None,
             counted: Counters::ZERO,
         }));
@@ -91,39 +146,46 @@ impl Holder {
         self.session.settings()
     }
 
+    /// Starts one command and returns at once: its outcome becomes an
+    /// [`Event::Done`] with `ticket` when a pass finds it (perhaps this one).
+    pub fn start(
+        &mut self,
+        ticket: u64,
+        command: impl FnOnce(&mut Session, Instant) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.begin(command)?;
+        self.ticket = Some(ticket);
+        self.collect();
+        Ok(())
+    }
+
     /// Runs one command to its outcome, blocking under the reactor.
     pub fn run(
         &mut self,
-        start: impl FnOnce(&mut Session, Instant) -> Result<(), Error>,
+        command: impl FnOnce(&mut Session, Instant) -> Result<(), Error>,
     ) -> Result<Outcome, Error> {
-        let outcome = self.run_to_outcome(start);
-        self.collect_losses();
+        let outcome = self.run_to_outcome(command);
+        self.collect();
         outcome
     }
 
     fn run_to_outcome(
         &mut self,
-        start: impl FnOnce(&mut Session, Instant) -> Result<(), Error>,
+        command: impl FnOnce(&mut Session, Instant) -> Result<(), Error>,
     ) -> Result<Outcome, Error> {
-        // An idle connection the server closed meanwhile (a restart, its
-        // --read-timeout) shows here as EOF, so the command opens a fresh
-        // one instead of sending into a dead socket.
-        let now = clock::now();
-        if self
-            .last_reply
-            .is_none_or(|at| now.saturating_duration_since(at) >= IDLE_CHECK_AFTER)
-        {
-            self.pass(now, None);
-        }
-        start(&mut self.session, clock::now())?;
+        self.begin(command)?;
+        self.finish()
+    }
+
+    /// Waits (under the reactor) for the running command's outcome.
+    fn finish(&mut self) -> Result<Outcome, Error> {
         loop {
-            self.carry_out(true);
             if let Some(outcome) = self.session.poll_outcome() {
                 return outcome;
             }
-            let Some(deadline) = self.session.poll_timeout() else {
+            let Some(deadline) = self.deadline() else {
                 // Cannot happen: an unfinished command is on the wire (with
-                // a deadline) or waits for a connect, done above.
+                // a deadline) or waits for a connection being opened.
                 return Err(Error::Connection("the command made no progress".into()));
             };
             {
@@ -136,11 +198,33 @@ impl Holder {
         }
     }
 
-    /// One non-blocking pass: write what is queued, read what arrived,
-    /// handle time; then do what the session asks, except connect.
-    /// With `explain_until`, a plain connection closed before its first
-    /// reply is probed for TLS (blocking, up to then) to say why.
+    /// Gives the session a command and does what it asks at once.
+    fn begin(
+        &mut self,
+        command: impl FnOnce(&mut Session, Instant) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        // An idle connection the server closed meanwhile (a restart, its
+        // --read-timeout) shows here as EOF, so the command opens a fresh
+        // one instead of sending into a dead socket.
+        let now = clock::now();
+        if self
+            .last_reply
+            .is_none_or(|at| now.saturating_duration_since(at) >= IDLE_CHECK_AFTER)
+        {
+            self.pass(now, None);
+        }
+        command(&mut self.session, clock::now())?;
+        self.carry_out();
+        Ok(())
+    }
+
+    /// One non-blocking pass: take the connection being opened a step
+    /// further, write what is queued, read what arrived, handle time; then
+    /// do what the session asks. With `explain_until`, a plain connection
+    /// closed before its first reply is probed for TLS (blocking, up to
+    /// then) to say why.
     fn pass(&mut self, now: Instant, explain_until: Option<Instant>) {
+        self.step_connecting(now);
         if let Some(conn) = self.conn.as_mut() {
             // One read per pass: a second would come back empty (a host
             // call per reply); lines that came together are all handled.
@@ -172,28 +256,39 @@ impl Holder {
             }
         }
         self.session.handle_timeout(now);
-        self.carry_out(false);
+        self.carry_out();
     }
 
-    /// Does what the session asks. Connecting blocks, so only a caller's
-    /// command (`may_connect`) does it; the driver never needs to, since
-    /// renewals go on the connection that holds the lease.
-    fn carry_out(&mut self, may_connect: bool) {
+    /// Takes the connection being opened as far as it goes without waiting.
+    fn step_connecting(&mut self, now: Instant) {
+        let Some(connecting) = self.connecting.as_mut() else {
+            return;
+        };
+        match connecting.step(now) {
+            None => {}
+            Some(Ok(conn)) => {
+                self.connecting = None;
+                self.conn = Some(conn);
+                self.session.handle_connected(clock::now());
+            }
+            Some(Err(e)) => {
+                self.connecting = None;
+                self.session.handle_connect_failed(e);
+            }
+        }
+    }
+
+    /// Does what the session asks, without waiting: a connection is
+    /// started and taken as far as it goes at once.
+    fn carry_out(&mut self) {
         while let Some(action) = self.session.poll_action() {
             match action {
-                Action::Connect if may_connect => {
+                Action::Connect => {
                     self.conn = None;
-                    match Conn::connect(&self.dial) {
-                        Ok(conn) => {
-                            self.conn = Some(conn);
-                            self.session.handle_connected(clock::now());
-                        }
-                        Err(e) => self.session.handle_connect_failed(e),
-                    }
+                    let now = clock::now();
+                    self.connecting = Some(Connecting::start(&self.dial, now));
+                    self.step_connecting(now);
                 }
-                Action::Connect => self.session.handle_connect_failed(Error::Connection(
-                    "no connection is opened outside a call".into(),
-                )),
                 Action::Send(frame) => {
                     let sent = match self.conn.as_mut() {
                         Some(conn) => conn.queue(&frame).and_then(|()| conn.flush().map(drop)),
@@ -203,22 +298,45 @@ impl Holder {
                         self.session.handle_disconnected(clock::now(), e);
                     }
                 }
-                Action::Disconnect => self.conn = None,
+                Action::Disconnect => {
+                    self.connecting = None;
+                    self.conn = None;
+                }
             }
         }
     }
 
-    /// Hands the losses to the driver, and what was counted to the totals.
-    fn collect_losses(&mut self) {
+    /// When this holder must next be passed: the session's deadline, or
+    /// the connect timeout while a connection is being opened.
+    fn deadline(&self) -> Option<Instant> {
+        let opening = self.connecting.as_ref().map(Connecting::deadline);
+        match (self.session.poll_timeout(), opening) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Hands the outcome of a started command and the losses to the
+    /// driver, and what was counted to the totals.
+    fn collect(&mut self) {
         let counted = self.session.counters();
         TOTALS.set(TOTALS.get() + counted.since(self.counted));
         self.counted = counted;
+        if self.ticket.is_some() {
+            if let Some(outcome) = self.session.poll_outcome() {
+                let ticket = self.ticket.take().unwrap_or_default();
+                EVENTS.with_borrow_mut(|events| events.push_back(Event::Done { ticket, outcome }));
+            }
+        }
         while let Some(lost) = self.session.poll_lost() {
-            LOSSES.with_borrow_mut(|l| {
-                if l.len() == MAX_UNREPORTED_LOSSES {
-                    l.pop_front();
+            EVENTS.with_borrow_mut(|events| {
+                let losses = events.iter().filter(|e| matches!(e, Event::Lost(_)));
+                if losses.count() == MAX_UNREPORTED_LOSSES {
+                    if let Some(oldest) = events.iter().position(|e| matches!(e, Event::Lost(_))) {
+                        events.remove(oldest);
+                    }
                 }
-                l.push_back(lost);
+                events.push_back(Event::Lost(lost));
             });
         }
     }
@@ -226,7 +344,11 @@ impl Holder {
     /// Drops the connection without a release.
     pub fn close(&mut self) {
         self.session.close();
-        self.carry_out(false);
+        self.carry_out();
+        if let Some(ticket) = self.ticket.take() {
+            let outcome = Err(Error::Connection("closed by the caller".into()));
+            EVENTS.with_borrow_mut(|events| events.push_back(Event::Done { ticket, outcome }));
+        }
     }
 
     /// The session, brought up to date first (a lease past its end is
@@ -239,6 +361,9 @@ impl Holder {
 
 impl Background for Holder {
     fn wakeups(&self, out: &mut Vec<Pollable>) {
+        if let Some(connecting) = self.connecting.as_ref() {
+            connecting.wakeups(out);
+        }
         let Some(conn) = self.conn.as_ref() else {
             return;
         };
@@ -249,16 +374,20 @@ impl Background for Holder {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        self.session.poll_timeout()
+        Holder::deadline(self)
     }
 
     fn awaits_io(&self) -> bool {
-        self.session.awaits_reply() || self.conn.as_ref().is_some_and(Conn::has_queued)
+        self.session.awaits_reply()
+            || self.connecting.is_some()
+            || self.conn.as_ref().is_some_and(Conn::has_queued)
     }
 
     fn drive(&mut self, now: Instant) {
-        self.pass(now, None);
-        self.collect_losses();
+        // A started command gets the explanation a blocking one gets.
+        let explain_until = self.ticket.and_then(|_| Holder::deadline(self));
+        self.pass(now, explain_until);
+        self.collect();
     }
 }
 
@@ -266,9 +395,26 @@ impl Drop for Holder {
     /// A held grant is released on drop: a release is never skipped on a
     /// path that could send it. Errors have nowhere to go; the connection
     /// closes right after, which makes the server release anyway.
+    ///
+    /// A command started without waiting is first brought to an end, and
+    /// its completion still reported: a renew or release of a held grant
+    /// runs to its reply (bounded by the reply timeout), so that the
+    /// release is not refused as "busy"; anything else (an acquire waiting
+    /// in the server's queue) ends by closing the connection.
     fn drop(&mut self) {
-        if self.session.is_held() {
-            let _ = self.run(|s, now| s.release(now));
+        if let Some(ticket) = self.ticket.take() {
+            let outcome = if self.session.is_held() {
+                self.finish()
+            } else {
+                self.session.close();
+                self.carry_out();
+                Err(Error::Connection("the object was dropped".into()))
+            };
+            EVENTS.with_borrow_mut(|events| events.push_back(Event::Done { ticket, outcome }));
         }
+        if self.session.is_held() {
+            let _ = self.run_to_outcome(|s, now| s.release(now));
+        }
+        self.collect();
     }
 }

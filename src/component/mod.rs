@@ -2,13 +2,14 @@
 //! holders (the WASI shell of the core's sessions), the transport and the
 //! pure core. Nothing here may panic: a trap poisons the instance.
 //!
-//! Imports run one way: `resources`/`connection` → `holder` → `transport` →
-//! `reactor` → `clock`; the reactor knows the holders only as its
+//! Imports run one way: `resources`/`connection` → `holder` → `dial` →
+//! `transport` → `reactor` → `clock`; the reactor knows the holders only as its
 //! `Background` trait.
 
 mod clock;
 mod connection;
 mod convert;
+mod dial;
 mod holder;
 mod reactor;
 mod resources;
@@ -65,6 +66,15 @@ impl api::driver::Guest for Component {
 
     fn next_deadline() -> Option<u64> {
         holder::next_deadline().map(crate::time::Instant::as_nanos)
+    }
+
+    fn pollables() -> Vec<wasip2::io::poll::Pollable> {
+        holder::pollables()
+    }
+
+    fn poll_events() -> Vec<api::driver::Event> {
+        reactor::drive_all(clock::now());
+        holder::take_events().into_iter().map(Into::into).collect()
     }
 
     fn drive() -> Vec<api::driver::LeaseLost> {

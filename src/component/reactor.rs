@@ -83,6 +83,23 @@ pub fn next_deadline() -> Option<Instant> {
     earliest
 }
 
+/// The pollables of all the work, and a timer at its earliest deadline:
+/// what a host waits on outside any call. Empty when there is no work.
+pub fn pollables() -> Vec<Pollable> {
+    let mut all = Vec::new();
+    let mut earliest: Option<Instant> = None;
+    for_each_free(|w| {
+        w.wakeups(&mut all);
+        if let Some(at) = w.deadline() {
+            earliest = Some(earliest.map_or(at, |e| e.min(at)));
+        }
+    });
+    if let Some(at) = earliest {
+        all.push(clock::timer(at));
+    }
+    all
+}
+
 /// Blocks until one of `own` is ready, `deadline` passes, or background
 /// work needs attention; then drives the background work. Callers loop.
 pub fn wait(own: &[&Pollable], deadline: Instant) {

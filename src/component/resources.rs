@@ -7,11 +7,16 @@ use std::rc::Rc;
 
 use super::api::fencing::{GuestFenceGuard, StaleFence};
 use super::api::locks::{GuestLock, GuestSemaphore};
-use super::api::types::{Enqueued as WitEnqueued, Error, Grant as WitGrant, Setting};
+use super::api::types::{Command, Enqueued as WitEnqueued, Error, Grant as WitGrant, Setting};
 use super::holder::Holder;
 use crate::protocol::{self as p, Kind};
 use crate::session::Outcome;
 use crate::settings::Settings;
+
+thread_local! {
+    /// The next command ticket: unique in the instance.
+    static NEXT_TICKET: std::cell::Cell<u64> = const { std::cell::Cell::new(1) };
+}
 
 /// The state shared by `lock` and `semaphore`.
 struct Shared(Rc<RefCell<Holder>>);
@@ -64,6 +69,21 @@ impl Shared {
         }
     }
 
+    /// Starts `command` with a new ticket; returns the ticket.
+    fn start(&self, command: Command) -> Result<u64, Error> {
+        let ticket = NEXT_TICKET.get();
+        let mut holder = self.0.borrow_mut();
+        match command {
+            Command::Acquire => holder.start(ticket, |s, now| s.acquire(now)),
+            Command::Enqueue => holder.start(ticket, |s, now| s.enqueue(now)),
+            Command::Wait(timeout_s) => holder.start(ticket, |s, now| s.wait(now, timeout_s)),
+            Command::Release => holder.start(ticket, |s, now| s.release(now)),
+            Command::Renew => holder.start(ticket, |s, now| s.renew(now)),
+        }?;
+        NEXT_TICKET.set(ticket.wrapping_add(1));
+        Ok(ticket)
+    }
+
     fn grant(&self) -> Option<WitGrant> {
         self.0
             .borrow_mut()
@@ -101,6 +121,9 @@ macro_rules! holder_resource {
             }
             fn renew(&self) -> Result<u64, Error> {
                 self.0.renew()
+            }
+            fn start(&self, command: Command) -> Result<u64, Error> {
+                self.0.start(command)
             }
             fn close(&self) {
                 self.0 .0.borrow_mut().close()

@@ -13,47 +13,24 @@ use std::net::IpAddr;
 use wasip2::io::poll::Pollable;
 use wasip2::io::streams::{InputStream, OutputStream, StreamError};
 use wasip2::sockets::network::{
-    ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress, Network,
+    ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
 };
 use wasip2::sockets::tcp::TcpSocket;
-use wasip2::sockets::{instance_network, ip_name_lookup, tcp_create_socket};
+use wasip2::sockets::{instance_network, tcp_create_socket};
 
 use super::clock;
 use crate::protocol::{Error, LineReader, Request, MAX_REPLY};
-use crate::settings::{check_server, ConnectSettings, Server, TlsOptions, Trust};
+use crate::settings::{TlsOptions, Trust};
 use crate::time::Instant;
 use crate::tls::{Incoming, TlsSession, TlsSettings};
 
-/// Where and how to connect, checked: the server, the connect settings,
-/// and the rustls configuration built from them once.
-#[derive(Debug, Clone)]
-pub struct Dial {
-    server: Server,
-    settings: ConnectSettings,
-    tls: Option<TlsSettings>,
-}
-
-impl Dial {
-    /// Checks the server entry and builds the TLS configuration:
-    /// `invalid-argument` for a bad host, port or PEM, before any connection.
-    pub fn new(server: Server, settings: ConnectSettings) -> Result<Self, Error> {
-        check_server(&server)?;
-        let tls = settings.tls.clone().map(TlsSettings::new).transpose()?;
-        Ok(Dial {
-            server,
-            settings,
-            tls,
-        })
-    }
-}
-
 /// The open streams, and the TLS session over them. Field order is drop
 /// order: streams before their socket.
-struct Open {
-    tls: Option<TlsSession>,
-    input: InputStream,
-    output: OutputStream,
-    _socket: TcpSocket,
+pub(super) struct Open {
+    pub(super) tls: Option<TlsSession>,
+    pub(super) input: InputStream,
+    pub(super) output: OutputStream,
+    pub(super) _socket: TcpSocket,
 }
 
 /// A connection to one server.
@@ -70,82 +47,47 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Resolves, connects, does the TLS handshake and (with a token)
-    /// authenticates, all before one deadline.
-    pub fn connect(dial: &Dial) -> Result<Self, Error> {
-        let (server, settings) = (&dial.server, &dial.settings);
-        let deadline = clock::after_ms(settings.timeout_ms);
-        let network = instance_network::instance_network();
-        let addrs = resolve(&network, &server.host, deadline)?;
-        let mut last = Error::Connection(format!("no address found for {}", server.host));
-        for ip in addrs {
-            match connect_one(&network, ip, server.port, deadline) {
-                Ok(open) => {
-                    let mut conn = Conn {
-                        open: Ok(open),
-                        reader: LineReader::new(MAX_REPLY),
-                        out: Vec::new(),
-                        replied: false,
-                        peer: (ip, server.port),
-                    };
-                    if let Some(tls) = &dial.tls {
-                        conn.handshake(tls.session(&server.host)?, deadline)?;
-                    }
-                    if let Some(token) = &settings.auth_token {
-                        let line = conn.round_trip(&Request::Auth { token }, deadline)?;
-                        crate::protocol::reply::decode_ok(
-                            &line,
-                            crate::protocol::reply::ErrorContext::Request,
-                        )
-                        .map_err(|e| conn.fail_if(e))?;
-                    }
-                    return Ok(conn);
-                }
-                Err(e @ Error::Timeout) => return Err(e),
-                Err(e) => last = e,
-            }
+    /// A connection over freshly opened streams.
+    pub(super) fn over(open: Open, peer: (IpAddr, u16)) -> Self {
+        Conn {
+            open: Ok(open),
+            reader: LineReader::new(MAX_REPLY),
+            out: Vec::new(),
+            replied: false,
+            peer,
         }
-        Err(last)
     }
 
-    /// Runs the TLS handshake to its end, running the reactor while it
-    /// waits; every failure is `tls` naming the reason.
-    fn handshake(&mut self, session: TlsSession, deadline: Instant) -> Result<(), Error> {
+    /// Starts TLS over the connection (see [`Conn::handshake_step`]).
+    pub(super) fn start_tls(&mut self, session: TlsSession) {
         if let Ok(open) = self.open.as_mut() {
             open.tls = Some(session);
         }
-        let result = (|| loop {
+    }
+
+    /// Takes the TLS handshake as far as it goes without waiting: queues
+    /// and writes what rustls has to send, feeds it what arrived. `true`
+    /// once the handshake is over (its last bytes may still be queued: the
+    /// next write goes after them). Any failure closes the connection.
+    pub(super) fn handshake_step(&mut self) -> Result<bool, Error> {
+        loop {
             let open = self.open.as_mut().map_err(|e| e.clone())?;
             let Some(tls) = open.tls.as_mut() else {
-                return Ok(());
+                return Ok(true);
             };
-            let out = tls.take_outgoing();
+            let outgoing = tls.take_outgoing();
             let handshaking = tls.is_handshaking();
-            write_all(&open.output, &out, deadline)?;
+            self.out.extend(outgoing);
+            self.flush()?;
             if !handshaking {
-                return Ok(());
+                return Ok(true);
             }
-            if self.read_available()? == 0 {
-                if clock::now() >= deadline {
-                    return Err(Error::Timeout);
-                }
-                let readable = self.readable();
-                super::reactor::wait(readable.as_ref().as_slice(), deadline);
+            match self.read_available() {
+                Ok(0) => return Ok(false),
+                Ok(_) => {}
+                Err(e) => return Err(self.fail(e)),
             }
-        })();
-        result.map_err(|e| {
-            let e = match e {
-                Error::Timeout => {
-                    Error::Tls("no TLS answer within the connect timeout (a plain server?)".into())
-                }
-                Error::Connection(why) => Error::Tls(format!(
-                    "the connection ended during the TLS handshake ({why}): a plain server, \
-                     or one that wants a client certificate?"
-                )),
-                other => other,
-            };
-            self.fail(e)
-        })
+        }
     }
 
     /// Closes the connection; later calls fail with `reason`.
@@ -368,8 +310,7 @@ const BULK_READ: u64 = 64 * 1024;
 
 /// Whether the server at `peer` answers a ClientHello with a TLS record.
 fn speaks_tls(peer: (IpAddr, u16), deadline: Instant) -> bool {
-    let network = instance_network::instance_network();
-    let Ok(open) = connect_one(&network, peer.0, peer.1, deadline) else {
+    let Ok(open) = open_blocking(peer, deadline) else {
         return false;
     };
     let hello = TlsSettings::new(TlsOptions {
@@ -459,28 +400,33 @@ fn wait_for(pollable: &Pollable, deadline: Instant) -> Result<(), Error> {
     Ok(())
 }
 
-fn resolve(network: &Network, host: &str, deadline: Instant) -> Result<Vec<IpAddr>, Error> {
-    let literal = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    if let Ok(ip) = literal.parse::<IpAddr>() {
-        return Ok(vec![ip]);
-    }
-    let stream = ip_name_lookup::resolve_addresses(network, host)
-        .map_err(|e| net_error("resolving the host", e))?;
-    let mut addrs = Vec::new();
+/// Opens a plain TCP connection to `peer`, blocking under the reactor
+/// until `deadline` (for the TLS probe of [`Conn::explain_early_close`]).
+pub fn open_blocking(peer: (IpAddr, u16), deadline: Instant) -> Result<Open, Error> {
+    let socket = start_connect(peer.0, peer.1)?;
     loop {
-        match stream.resolve_next_address() {
-            Ok(Some(addr)) => addrs.push(to_std(addr)),
-            Ok(None) => return Ok(addrs),
-            Err(ErrorCode::WouldBlock) => wait_for(&stream.subscribe(), deadline)?,
-            Err(e) => return Err(net_error("resolving the host", e)),
+        match socket.finish_connect() {
+            Ok((input, output)) => {
+                return Ok(Open {
+                    tls: None,
+                    input,
+                    output,
+                    _socket: socket,
+                })
+            }
+            Err(ErrorCode::WouldBlock) => {
+                if clock::now() >= deadline {
+                    return Err(Error::Timeout);
+                }
+                super::reactor::wait(&[&socket.subscribe()], deadline);
+            }
+            Err(e) => return Err(net_error("connecting", e)),
         }
     }
 }
 
-fn connect_one(network: &Network, ip: IpAddr, port: u16, deadline: Instant) -> Result<Open, Error> {
+/// Creates a socket and starts its connect to `ip:port`.
+pub fn start_connect(ip: IpAddr, port: u16) -> Result<TcpSocket, Error> {
     let (family, addr) = match ip {
         IpAddr::V4(v4) => {
             let o = v4.octets();
@@ -508,33 +454,13 @@ fn connect_one(network: &Network, ip: IpAddr, port: u16, deadline: Instant) -> R
     };
     let socket = tcp_create_socket::create_tcp_socket(family)
         .map_err(|e| net_error("creating a socket", e))?;
+    let network = instance_network::instance_network();
     socket
-        .start_connect(network, addr)
+        .start_connect(&network, addr)
         .map_err(|e| net_error("connecting", e))?;
-    loop {
-        match socket.finish_connect() {
-            Ok((input, output)) => {
-                return Ok(Open {
-                    tls: None,
-                    input,
-                    output,
-                    _socket: socket,
-                })
-            }
-            Err(ErrorCode::WouldBlock) => wait_for(&socket.subscribe(), deadline)?,
-            Err(e) => return Err(net_error("connecting", e)),
-        }
-    }
+    Ok(socket)
 }
 
-fn to_std(addr: wasip2::sockets::network::IpAddress) -> IpAddr {
-    use wasip2::sockets::network::IpAddress;
-    match addr {
-        IpAddress::Ipv4((a, b, c, d)) => IpAddr::from([a, b, c, d]),
-        IpAddress::Ipv6((a, b, c, d, e, f, g, h)) => IpAddr::from([a, b, c, d, e, f, g, h]),
-    }
-}
-
-fn net_error(what: &str, code: ErrorCode) -> Error {
+pub fn net_error(what: &str, code: ErrorCode) -> Error {
     Error::Connection(format!("{what}: {code:?}"))
 }

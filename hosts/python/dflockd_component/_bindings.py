@@ -49,7 +49,7 @@ if WASMTIME_VERSION.split(".")[0] != "47":
         stacklevel=2,
     )
 
-_INTERFACE = "dflockd:client/{}@0.2.0"
+_INTERFACE = "dflockd:client/{}@0.3.0"
 
 _WASM = "dflockd_component.wasm"
 # In a checkout of the repository (this file is hosts/python/dflockd_component/

@@ -1,0 +1,233 @@
+//! The non-blocking surface of the WIT (`start`, `driver.pollables`,
+//! `driver.poll-events`) on the bare contract: many objects in one
+//! instance, every command started without waiting, and one waiter for all
+//! of them outside any call, as a host's driver does it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use host_tests::server::dflockd;
+use host_tests::{
+    closed_port, instance, server_of, within, Command, Completion, Error, Event, Grant, Instance,
+    Outcome, Setting,
+};
+use wasmtime::component::ResourceAny;
+
+fn settings(server: std::net::SocketAddr) -> Vec<Setting> {
+    vec![
+        Setting::Servers(vec![server_of(server)]),
+        // Far above the test's length: a waiter is never timed out here.
+        Setting::AcquireTimeoutS(120),
+    ]
+}
+
+fn open(inst: &mut Instance, key: &str, settings: &[Setting]) -> ResourceAny {
+    inst.client
+        .dflockd_client_locks()
+        .lock()
+        .call_open(&mut inst.store, key, settings)
+        .unwrap()
+        .unwrap()
+}
+
+fn start(inst: &mut Instance, lock: ResourceAny, command: Command) -> Result<u64, Error> {
+    inst.client
+        .dflockd_client_locks()
+        .lock()
+        .call_start(&mut inst.store, lock, command)
+        .unwrap()
+}
+
+/// The blocking `acquire`.
+fn acquire(inst: &mut Instance, lock: ResourceAny) -> Result<Option<Grant>, Error> {
+    let locks = inst.client.dflockd_client_locks();
+    locks.lock().call_acquire(&mut inst.store, lock).unwrap()
+}
+
+/// The blocking `release`.
+fn release(inst: &mut Instance, lock: ResourceAny) -> Result<bool, Error> {
+    let locks = inst.client.dflockd_client_locks();
+    locks.lock().call_release(&mut inst.store, lock).unwrap()
+}
+
+/// Turns the instance until every ticket of `wanted` has completed (or
+/// `enough` says so); returns every completion seen, by ticket. Panics if
+/// the instance has nothing pending while a wanted ticket is open: a
+/// completion that can never come.
+fn turn_until(
+    inst: &mut Instance,
+    done: &mut HashMap<u64, Result<Outcome, Error>>,
+    enough: impl Fn(&HashMap<u64, Result<Outcome, Error>>) -> bool,
+) {
+    while !enough(done) {
+        let events = inst.turn().unwrap();
+        if events.is_empty() && inst.pending().unwrap() == 0 {
+            panic!("nothing pending, yet not done: {done:?}");
+        }
+        for event in events {
+            if let Event::Done(Completion { ticket, outcome }) = event {
+                assert!(
+                    done.insert(ticket, outcome).is_none(),
+                    "ticket {ticket} twice"
+                );
+            }
+        }
+    }
+}
+
+/// Turns the instance (20 ms at most each) until the server counts `n`
+/// waiters on `key`: the started acquires have gone out. The completions
+/// seen meanwhile go to `done`.
+fn until_waiters(
+    inst: &mut Instance,
+    server: std::net::SocketAddr,
+    key: &str,
+    n: u32,
+    done: &mut HashMap<u64, Result<Outcome, Error>>,
+) {
+    let mut observer = host_tests::connect(server);
+    host_tests::eventually(
+        &format!("{n} waiter(s) on {key}"),
+        Duration::from_secs(20),
+        || {
+            for event in inst.turn_for(Duration::from_millis(20)).unwrap() {
+                if let Event::Done(Completion { ticket, outcome }) = event {
+                    done.insert(ticket, outcome);
+                }
+            }
+            let stats = observer.stats().ok()?;
+            let waiters = stats
+                .locks
+                .iter()
+                .find(|l| l.key == key)
+                .map_or(0, |l| l.waiters);
+            (waiters == n).then_some(())
+        },
+    );
+}
+
+fn granted(outcome: &Result<Outcome, Error>) -> Grant {
+    match outcome {
+        Ok(Outcome::Acquired(Some(grant))) => grant.clone(),
+        other => panic!("expected a grant, got {other:?}"),
+    }
+}
+
+#[test]
+fn three_locks_of_one_instance_take_turns_under_one_waiter() {
+    within(Duration::from_secs(90), || {
+        let server = dflockd(&[]);
+        let mut inst = instance(&[server.addr]);
+        let settings = settings(server.addr);
+        let [a, b, c] = ["nb-turns"; 3].map(|key| open(&mut inst, key, &settings));
+        assert_eq!(
+            inst.pending().unwrap(),
+            0,
+            "nothing pending before any command"
+        );
+        let mut done = HashMap::new();
+
+        let ta = start(&mut inst, a, Command::Acquire).unwrap();
+        turn_until(&mut inst, &mut done, |d| d.contains_key(&ta));
+        let first = granted(&done[&ta]);
+        assert!(
+            inst.pending().unwrap() > 0,
+            "a held lease has a renewal to wait for"
+        );
+
+        // Both queue behind `a` at the server; neither start waits for that.
+        let tb = start(&mut inst, b, Command::Acquire).unwrap();
+        let tc = start(&mut inst, c, Command::Acquire).unwrap();
+        assert!(ta != tb && tb != tc && ta != tc, "tickets are unique");
+        match start(&mut inst, b, Command::Release) {
+            Err(Error::InvalidArgument(why)) => assert!(why.contains("in progress"), "{why}"),
+            other => panic!("a second command on a busy object: {other:?}"),
+        }
+        until_waiters(&mut inst, server.addr, "nb-turns", 2, &mut done);
+
+        // Releasing `a` lets exactly one of them in.
+        let release_a = start(&mut inst, a, Command::Release).unwrap();
+        turn_until(&mut inst, &mut done, |d| {
+            d.contains_key(&release_a) && (d.contains_key(&tb) || d.contains_key(&tc))
+        });
+        assert_eq!(done[&release_a], Ok(Outcome::Released(true)));
+        let (winner, wt, other, ot) = if done.contains_key(&tb) {
+            (b, tb, c, tc)
+        } else {
+            (c, tc, b, tb)
+        };
+        assert!(!done.contains_key(&ot), "both waiters granted at once");
+        let second = granted(&done[&wt]);
+
+        let release_w = start(&mut inst, winner, Command::Release).unwrap();
+        turn_until(&mut inst, &mut done, |d| {
+            d.contains_key(&release_w) && d.contains_key(&ot)
+        });
+        let third = granted(&done[&ot]);
+        assert!(first.token != second.token && second.token != third.token);
+
+        let release_o = start(&mut inst, other, Command::Release).unwrap();
+        turn_until(&mut inst, &mut done, |d| d.contains_key(&release_o));
+        assert_eq!(done[&release_o], Ok(Outcome::Released(true)));
+        assert_eq!(
+            inst.pending().unwrap(),
+            0,
+            "nothing held and no command running: nothing to wait on"
+        );
+    });
+}
+
+#[test]
+fn a_refused_connection_is_a_completion_not_a_blocked_call() {
+    within(Duration::from_secs(60), || {
+        let port = closed_port();
+        let mut inst = instance(&[port]);
+        let lock = open(&mut inst, "nb-refused", &settings(port));
+        let ticket = start(&mut inst, lock, Command::Acquire).unwrap();
+        let mut done = HashMap::new();
+        turn_until(&mut inst, &mut done, |d| d.contains_key(&ticket));
+        match &done[&ticket] {
+            Err(Error::Connection(_)) => {}
+            other => panic!("expected a connection error, got {other:?}"),
+        }
+        assert_eq!(inst.pending().unwrap(), 0);
+    });
+}
+
+#[test]
+fn blocking_calls_run_while_started_commands_wait_in_the_same_instance() {
+    within(Duration::from_secs(90), || {
+        let server = dflockd(&[]);
+        let mut inst = instance(&[server.addr]);
+        let settings = settings(server.addr);
+        let holder = open(&mut inst, "nb-mixed", &settings);
+        let waiter = open(&mut inst, "nb-mixed", &settings);
+        let other = open(&mut inst, "nb-mixed-other", &settings);
+        let held = acquire(&mut inst, holder);
+        assert!(matches!(held, Ok(Some(_))), "{held:?}");
+        let ticket = start(&mut inst, waiter, Command::Acquire).unwrap();
+        let mut done = HashMap::new();
+        until_waiters(&mut inst, server.addr, "nb-mixed", 1, &mut done);
+
+        // A blocking call on another key returns while the waiter waits.
+        let grant = acquire(&mut inst, other);
+        assert!(matches!(grant, Ok(Some(_))), "{grant:?}");
+        assert_eq!(release(&mut inst, other), Ok(true));
+        // Its release (blocking) lets the waiter in; the grant is an event.
+        assert_eq!(release(&mut inst, holder), Ok(true));
+        turn_until(&mut inst, &mut done, |d| d.contains_key(&ticket));
+        granted(&done[&ticket]);
+
+        // Dropping an object whose started command runs still reports it.
+        let queued = open(&mut inst, "nb-mixed", &settings);
+        let dropped = start(&mut inst, queued, Command::Acquire).unwrap();
+        until_waiters(&mut inst, server.addr, "nb-mixed", 1, &mut done);
+        queued.resource_drop(&mut inst.store).unwrap();
+        turn_until(&mut inst, &mut done, |d| d.contains_key(&dropped));
+        match &done[&dropped] {
+            Err(Error::Connection(why)) => assert!(why.contains("dropped"), "{why}"),
+            other => panic!("expected the drop to end the command, got {other:?}"),
+        }
+        assert_eq!(release(&mut inst, waiter), Ok(true));
+    });
+}
