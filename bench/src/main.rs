@@ -6,7 +6,7 @@
 //!
 //! `--quick` (seconds; CI's smoke test) writes to `target/bench-quick/`
 //! instead of the repository. The child modes `startup ADDR` and
-//! `scale blocking|async N ADDR` measure in a process of their own; `one
+//! `scale blocking|async|one-instance N ADDR` measure in a process of their own; `one
 //! CLIENT WORKERS ROUNDS ADDR` runs one client alone, for a profiler; `soak
 //! MINUTES` is `cargo xtask soak` (see `soak`).
 
@@ -46,6 +46,7 @@ fn main() {
             let n: usize = arg(2).parse().expect("a lock count");
             let held = match arg(1) {
                 "blocking" => scale::blocking(addr(3), n),
+                "one-instance" => scale::one_instance(addr(3), n),
                 _ => scale::asynchronous(addr(3), n),
             };
             println!("{}", held.to_line());
@@ -126,7 +127,7 @@ fn run(quick: bool) {
     let sizes: &[usize] = if quick { &[100] } else { &[100, 1_000, 10_000] };
     let mut scale = Vec::new();
     let mut skipped = Vec::new();
-    for flavour in ["blocking", "async"] {
+    for flavour in ["blocking", "async", "one-instance"] {
         for &n in sizes {
             if let Some(why) = scale::beyond_limits(flavour, n) {
                 skipped.push(format!("{n} {flavour} locks: {why}"));

@@ -219,7 +219,10 @@ pub fn markdown(r: &Results, chart: &str) -> String {
              RSS counts the compiled component's image once per instance, though its pages \
              are shared (page cache); PSS divides each shared page among its sharers, so it \
              is the memory a lock really adds. Linux allows a process 65,530 mappings by \
-             default (`vm.max_map_count`).\n",
+             default (`vm.max_map_count`). `blocking` and `async` are the host's `Lock` \
+             (an instance each today); `one-instance` holds all of them in one instance through \
+             the WIT's non-blocking surface (`start`, `driver.pollables`, `driver.poll-events`), \
+             one waiter for all, on the bare contract: the shape the host API moves to.\n",
             crate::scale::LEASE_S
         );
         let _ = writeln!(
@@ -351,6 +354,10 @@ fn history(md: &mut String) {
             include_str!("../test-server.md"),
         ),
         ("Before and after issue 10", include_str!("../issue-10.md")),
+        (
+            "Many locks in one instance (issue 21)",
+            include_str!("../issue-21.md"),
+        ),
         (
             "Where the time goes",
             include_str!("../where-the-time-goes.md"),

@@ -202,3 +202,77 @@ pub fn asynchronous(addr: SocketAddr, n: usize) -> Held {
         }
     })
 }
+
+/// Holds `n` locks in one component instance through the WIT's
+/// non-blocking surface (`start`, `driver.pollables`, `driver.poll-events`),
+/// one waiter for all of them: the shape the host API moves to (issue 21),
+/// measured on the bare contract. Acquires are started 256 at a time, so
+/// that the server's accept backlog never holds a connect past its timeout.
+pub fn one_instance(addr: SocketAddr, n: usize) -> Held {
+    use host_tests::{Command, Completion, Event, Outcome, Setting};
+    const WINDOW: usize = 256;
+    let before = Memory::now();
+    let began = Instant::now();
+    let mut inst = host_tests::instance(&[addr]);
+    let settings = [
+        Setting::Servers(vec![host_tests::server_of(addr)]),
+        Setting::LeaseTtlS(LEASE_S),
+    ];
+    let mut lost = 0;
+    let mut objects = Vec::with_capacity(n);
+    let mut running = 0;
+    let mut count = |events: Vec<Event>, running: &mut usize| {
+        for event in events {
+            match event {
+                Event::Done(Completion { outcome, .. }) => {
+                    *running -= 1;
+                    if !matches!(outcome, Ok(Outcome::Acquired(Some(_)))) {
+                        lost += 1;
+                    }
+                }
+                Event::Lost(_) => lost += 1,
+            }
+        }
+    };
+    for i in 0..n {
+        let locks = inst.client.dflockd_client_locks();
+        let lock = locks
+            .lock()
+            .call_open(&mut inst.store, &format!("held-one-{i}"), &settings)
+            .expect("call")
+            .expect("open");
+        locks
+            .lock()
+            .call_start(&mut inst.store, lock, Command::Acquire)
+            .expect("call")
+            .expect("start");
+        objects.push(lock);
+        running += 1;
+        while running >= WINDOW {
+            let events = inst.turn().expect("turn");
+            count(events, &mut running);
+        }
+    }
+    while running > 0 {
+        let events = inst.turn().expect("turn");
+        count(events, &mut running);
+    }
+    let held = Held::acquired(n, before, began);
+    let end = Instant::now() + Duration::from_secs(3 * LEASE_S);
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        let events = inst.turn_for(left).expect("turn");
+        count(events, &mut running);
+    }
+    let locks = inst.client.dflockd_client_locks();
+    let not_held = objects
+        .iter()
+        .filter(|&&lock| {
+            let held = locks.lock().call_is_held(&mut inst.store, lock);
+            !held.expect("call")
+        })
+        .count();
+    Held {
+        lost: lost.max(not_held),
+        ..held
+    }
+}

@@ -231,3 +231,39 @@ fn blocking_calls_run_while_started_commands_wait_in_the_same_instance() {
         assert_eq!(release(&mut inst, waiter), Ok(true));
     });
 }
+
+#[test]
+fn a_lease_lost_while_held_is_one_event() {
+    within(Duration::from_secs(60), || {
+        let mut server = dflockd(&[]);
+        let mut inst = instance(&[server.addr]);
+        let mut settings = settings(server.addr);
+        settings.push(Setting::LeaseTtlS(2));
+        let lock = open(&mut inst, "nb-lost", &settings);
+        let ticket = start(&mut inst, lock, Command::Acquire).unwrap();
+        let mut done = HashMap::new();
+        turn_until(&mut inst, &mut done, |d| d.contains_key(&ticket));
+        let grant = granted(&done[&ticket]);
+        server.kill();
+        // The idle connection is read at the renewal (after 1 s): the close
+        // is found there, and reported once.
+        let lost = loop {
+            let events = inst.turn().unwrap();
+            let mut losses = events.into_iter().map(|e| match e {
+                Event::Lost(lost) => lost,
+                Event::Done(c) => panic!("no command was started: {c:?}"),
+            });
+            if let Some(lost) = losses.next() {
+                assert!(losses.next().is_none(), "one loss, once");
+                break lost;
+            }
+        };
+        assert_eq!((lost.key.as_str(), lost.fence), ("nb-lost", grant.fence));
+        assert_eq!(lost.reason.cause, host_tests::LossCause::ConnectionLost);
+        assert_eq!(inst.pending().unwrap(), 0, "nothing held any more");
+        match start(&mut inst, lock, Command::Release) {
+            Err(Error::LockLost(_)) => {}
+            other => panic!("the release after a loss: {other:?}"),
+        }
+    });
+}

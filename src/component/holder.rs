@@ -367,7 +367,12 @@ impl Background for Holder {
         let Some(conn) = self.conn.as_ref() else {
             return;
         };
-        if self.session.wants_reads() {
+        // Only a reply is waited for. An idle connection that holds a
+        // lease is read at its next deadline (the renewal), which finds a
+        // close then, as the host's renewal thread always did: watching
+        // every held lock's socket would make each wait, and each
+        // `driver.pollables`, cost as much as the number of locks held.
+        if self.session.awaits_reply() {
             out.extend(conn.readable());
         }
         out.extend(conn.writable());
@@ -384,6 +389,12 @@ impl Background for Holder {
     }
 
     fn drive(&mut self, now: Instant) {
+        // Nothing due and nothing on the wire: nothing to read or send, so
+        // no host call at all (an instance may hold thousands of idle leases).
+        let due = Holder::deadline(self).is_some_and(|at| at <= now);
+        if !due && !Background::awaits_io(self) && self.ticket.is_none() {
+            return;
+        }
         // A started command gets the explanation a blocking one gets.
         let explain_until = self.ticket.and_then(|_| Holder::deadline(self));
         self.pass(now, explain_until);
