@@ -64,11 +64,14 @@ pub enum Client {
     ComponentLock,
     /// The component: the async `Lock` of `dflockd-host` on tokio.
     ComponentAsyncLock,
+    /// The component: every worker's lock in one instance, one driver
+    /// thread for all (a spike of issue 21's host, on the bare WIT).
+    OneInstance,
 }
 
 impl Client {
     /// All of them, in table order.
-    pub const ALL: [Client; 8] = [
+    pub const ALL: [Client; 9] = [
         Client::RawSocket,
         Client::Go,
         Client::PythonLow,
@@ -77,6 +80,7 @@ impl Client {
         Client::ComponentSyncBindings,
         Client::ComponentLock,
         Client::ComponentAsyncLock,
+        Client::OneInstance,
     ];
 
     /// The clients this run measures: all but the Go client unless
@@ -100,6 +104,7 @@ impl Client {
             Client::ComponentSyncBindings => "component, wasmtime-wasi sync bindings (before)",
             Client::ComponentLock => "component Lock (blocking)",
             Client::ComponentAsyncLock => "component Lock (async, tokio)",
+            Client::OneInstance => "component, one instance + driver thread (spike)",
         }
     }
 
@@ -114,6 +119,7 @@ impl Client {
             Client::ComponentSyncBindings => "sync-bindings",
             Client::ComponentLock => "lock",
             Client::ComponentAsyncLock => "async-lock",
+            Client::OneInstance => "one-instance",
         }
     }
 
@@ -136,12 +142,16 @@ impl Client {
                 component_lock(addr, w, rounds, start)
             })),
             Client::ComponentAsyncLock => Ok(component_async(addr, workers, rounds)),
+            Client::OneInstance => Ok(threads(workers, {
+                let driver = crate::one_instance::Driver::start(addr, workers);
+                move |w, start| driver.worker(w, rounds, start)
+            })),
         }
     }
 }
 
 /// Runs `work` on `workers` threads that start together; collects latencies.
-fn threads(
+pub(crate) fn threads(
     workers: usize,
     work: impl Fn(usize, &Barrier) -> Vec<Duration> + Send + Sync + 'static,
 ) -> Sample {

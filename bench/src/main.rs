@@ -12,6 +12,7 @@
 
 mod clients;
 mod hosts;
+mod one_instance;
 mod report;
 mod scale;
 mod soak;
@@ -62,7 +63,7 @@ fn main() {
             let client = Client::ALL
                 .into_iter()
                 .find(|c| c.slug() == arg(1))
-                .expect("a client: raw, go, python-low, python-lock, connection, sync-bindings, lock, async-lock");
+                .expect("a client: raw, go, python-low, python-lock, connection, sync-bindings, lock, async-lock, one-instance");
             let number = |i: usize| -> usize { arg(i).parse().expect("a number") };
             let sample = client.run(addr(4), number(2), number(3)).expect("run");
             println!(

@@ -50,6 +50,29 @@ impl WasiView for State {
     }
 }
 
+/// A pollable of the host's own, rung from any thread: a driver waits on
+/// it together with the component's pollables in one `poll`, so that a
+/// command for the instance wakes it as a socket would.
+#[derive(Clone, Default)]
+pub struct Bell(std::sync::Arc<tokio::sync::Notify>);
+
+impl Bell {
+    /// Wakes the driver's current (or next) wait.
+    pub fn ring(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// The bell's entry in the store's table.
+struct Ringer(std::sync::Arc<tokio::sync::Notify>);
+
+#[wasmtime_wasi::async_trait]
+impl wasmtime_wasi::p2::Pollable for Ringer {
+    async fn ready(&mut self) {
+        self.0.notified().await;
+    }
+}
+
 /// One component instance and its store.
 pub struct Instance {
     /// The store; every call takes `&mut` of it.
@@ -133,15 +156,43 @@ impl Instance {
         self.turn_within(Some(limit))
     }
 
+    /// [`Instance::turn`], also woken by `bell`: returns at once (with
+    /// the events so far) when it rings.
+    pub fn turn_or_bell(&mut self, bell: &Bell) -> wasmtime::Result<Vec<Event>> {
+        let table = &mut self.store.data_mut().table;
+        let ringer = table.push(Ringer(bell.0.clone()))?;
+        let borrowed = Resource::<Ringer>::new_borrow(ringer.rep());
+        let pollable = wasmtime_wasi::p2::subscribe(table, borrowed);
+        let events = pollable.and_then(|p| self.turn_with(None, Some(p)));
+        self.store.data_mut().table.delete(ringer)?;
+        events
+    }
+
     fn turn_within(&mut self, limit: Option<std::time::Duration>) -> wasmtime::Result<Vec<Event>> {
         use wasmtime_wasi::clocks::WasiClocksView;
         use wasmtime_wasi::p2::bindings::clocks::monotonic_clock::Host as _;
+        let timer = match limit {
+            Some(limit) => {
+                let ns = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
+                Some(self.store.data_mut().clocks().subscribe_duration(ns)?)
+            }
+            None => None,
+        };
+        self.turn_with(timer, None)
+    }
+
+    /// Waits on the component's pollables and the host's own (`timer`,
+    /// `bell`), drops them all, then takes `driver.poll-events`. With
+    /// none at all (nothing pending, no host pollable), it does not wait.
+    fn turn_with(
+        &mut self,
+        timer: Option<Resource<DynPollable>>,
+        bell: Option<Resource<DynPollable>>,
+    ) -> wasmtime::Result<Vec<Event>> {
         let driver = self.client.dflockd_client_driver();
         let mut pollables = driver.call_pollables(&mut self.store)?;
-        if let Some(limit) = limit {
-            let ns = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
-            pollables.push(self.store.data_mut().clocks().subscribe_duration(ns)?);
-        }
+        pollables.extend(timer);
+        pollables.extend(bell);
         if !pollables.is_empty() {
             let borrowed = pollables
                 .iter()
