@@ -56,14 +56,14 @@ pub fn waiters_become(server: SocketAddr, key: &str, n: u32) {
     eventually(
         &format!("{n} waiter(s) on {key}"),
         Duration::from_secs(10),
-        || {
-            let stats = observer.stats().ok()?;
-            let waiters = stats
-                .locks
-                .iter()
-                .find(|l| l.key == key)
-                .map_or(0, |l| l.waiters);
-            (n == waiters).then_some(())
-        },
+        || (waiters(&mut observer, key)? == n).then_some(()),
     );
+}
+
+/// How many waiters the server behind `observer` counts on `key` now
+/// (`None` when its stats do not come).
+pub fn waiters(observer: &mut dflockd_host::Connection, key: &str) -> Option<u32> {
+    let stats = observer.stats().ok()?;
+    let lock = stats.locks.iter().find(|l| l.key == key);
+    Some(lock.map_or(0, |l| l.waiters))
 }

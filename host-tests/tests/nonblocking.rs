@@ -95,13 +95,7 @@ fn until_waiters(
                     done.insert(ticket, outcome);
                 }
             }
-            let stats = observer.stats().ok()?;
-            let waiters = stats
-                .locks
-                .iter()
-                .find(|l| l.key == key)
-                .map_or(0, |l| l.waiters);
-            (waiters == n).then_some(())
+            (host_tests::matrix::waiters(&mut observer, key)? == n).then_some(())
         },
     );
 }
