@@ -64,8 +64,8 @@ pub enum Client {
     ComponentLock,
     /// The component: the async `Lock` of `dflockd-host` on tokio.
     ComponentAsyncLock,
-    /// The component: every worker's lock in one instance, one driver
-    /// thread for all (a spike of issue 21's host, on the bare WIT).
+    /// The component: the workers' locks in one instance per core, a
+    /// driver thread each (a spike of issue 21's host, on the bare WIT).
     OneInstance,
 }
 
@@ -104,7 +104,7 @@ impl Client {
             Client::ComponentSyncBindings => "component, wasmtime-wasi sync bindings (before)",
             Client::ComponentLock => "component Lock (blocking)",
             Client::ComponentAsyncLock => "component Lock (async, tokio)",
-            Client::OneInstance => "component, one instance + driver thread (spike)",
+            Client::OneInstance => "component, an instance per core + driver threads (spike)",
         }
     }
 
@@ -143,8 +143,10 @@ impl Client {
             })),
             Client::ComponentAsyncLock => Ok(component_async(addr, workers, rounds)),
             Client::OneInstance => Ok(threads(workers, {
-                let driver = crate::one_instance::Driver::start(addr, workers);
-                move |w, start| driver.worker(w, rounds, start)
+                let cores = std::thread::available_parallelism().map_or(1, usize::from);
+                let drivers =
+                    crate::one_instance::Drivers::start(addr, workers, cores.min(workers));
+                move |w, start| drivers.worker(w, rounds, start)
             })),
         }
     }

@@ -1,6 +1,6 @@
 //! A spike of issue 21's single-waiter host, measured beside the other
-//! clients: every worker's lock lives in one component instance, and one
-//! driver thread owns its store. A worker sends a command and rings the
+//! clients: the workers' locks live in one component instance per core,
+//! and one driver thread owns each instance's store. A worker sends a command and rings the
 //! driver's bell; the driver starts the command (`start`), waits on
 //! `driver.pollables` and the bell in one poll, and answers each
 //! completion that `driver.poll-events` gives. Not an API: it says what the
@@ -25,42 +25,58 @@ struct Request {
     reply: Sender<Answer>,
 }
 
-/// The driver thread and the way to it. `None` on the channel stops it.
-pub struct Driver {
+/// The driver threads (one per instance) and the way to them. `None` on
+/// a channel stops its driver.
+pub struct Drivers {
+    drivers: Vec<Driver>,
+}
+
+struct Driver {
     requests: Sender<Option<Request>>,
     bell: Bell,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl Driver {
-    /// Starts the driver with one lock per worker, opened once it returns.
-    pub fn start(addr: SocketAddr, workers: usize) -> Driver {
-        let (requests, inbox) = channel();
-        let bell = Bell::default();
-        let (opened, ready) = channel();
-        let thread = {
-            let bell = bell.clone();
-            std::thread::spawn(move || drive(addr, workers, &inbox, &bell, &opened))
-        };
-        ready.recv().expect("the driver opened its locks");
-        Driver {
-            requests,
-            bell,
-            thread: Mutex::new(Some(thread)),
-        }
+impl Drivers {
+    /// Starts `instances` drivers; worker `w`'s lock is the `w / instances`th
+    /// of instance `w % instances`. All are opened once it returns.
+    pub fn start(addr: SocketAddr, workers: usize, instances: usize) -> Drivers {
+        let drivers = (0..instances)
+            .map(|i| {
+                let locks = (i..workers).step_by(instances).count();
+                let (requests, inbox) = channel();
+                let bell = Bell::default();
+                let (opened, ready) = channel();
+                let thread = {
+                    let bell = bell.clone();
+                    std::thread::spawn(move || drive(addr, i, locks, &inbox, &bell, &opened))
+                };
+                ready.recv().expect("the driver opened its locks");
+                Driver {
+                    requests,
+                    bell,
+                    thread: Mutex::new(Some(thread)),
+                }
+            })
+            .collect();
+        Drivers { drivers }
     }
 
     /// One worker's run: `rounds` acquire+release pairs on its lock.
     pub fn worker(&self, w: usize, rounds: usize, start: &Barrier) -> Vec<Duration> {
+        let driver = &self.drivers[w % self.drivers.len()];
         let (reply, answers) = channel();
         let call = |command| {
             let request = Request {
-                lock: w,
+                lock: w / self.drivers.len(),
                 command,
                 reply: reply.clone(),
             };
-            self.requests.send(Some(request)).expect("the driver runs");
-            self.bell.ring();
+            driver
+                .requests
+                .send(Some(request))
+                .expect("the driver runs");
+            driver.bell.ring();
             answers.recv().expect("an answer")
         };
         let mut out = Vec::with_capacity(rounds);
@@ -89,10 +105,11 @@ impl Drop for Driver {
     }
 }
 
-/// The driver thread: opens the locks, then starts what arrives and
-/// answers what completes, waiting on the instance and the bell together.
+/// A driver thread: opens its instance's locks, then starts what arrives
+/// and answers what completes, waiting on the instance and the bell together.
 fn drive(
     addr: SocketAddr,
+    instance: usize,
     workers: usize,
     inbox: &Receiver<Option<Request>>,
     bell: &Bell,
@@ -106,10 +123,11 @@ fn drive(
     let locks: Vec<_> = (0..workers)
         .map(|w| {
             let locks = inst.client.dflockd_client_locks();
-            let opened =
-                locks
-                    .lock()
-                    .call_open(&mut inst.store, &format!("bench-one-{w}"), &settings);
+            let opened = locks.lock().call_open(
+                &mut inst.store,
+                &format!("bench-one-{instance}-{w}"),
+                &settings,
+            );
             opened.expect("call").expect("open")
         })
         .collect();

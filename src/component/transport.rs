@@ -1,8 +1,8 @@
 //! One TCP connection over `wasi:sockets`, optionally with TLS over it
 //! ([`crate::tls`] turns plaintext into records; this module moves the
-//! bytes): connect and handshake with a deadline (blocking, under the
-//! reactor); then, without blocking, queue bytes and write what the socket
-//! takes, and collect a reply line.
+//! bytes): the sockets, the TLS handshake a step at a time (the order of
+//! the steps is `dial`'s), and, without blocking, queueing bytes, writing
+//! what the socket takes, and collecting a reply line.
 //!
 //! A connection that failed (I/O error, protocol violation, client-side
 //! timeout) is closed at once and stays failed: every later call returns the
@@ -461,6 +461,7 @@ pub fn start_connect(ip: IpAddr, port: u16) -> Result<TcpSocket, Error> {
     Ok(socket)
 }
 
+/// A socket error as `connection`, saying what was being done.
 pub fn net_error(what: &str, code: ErrorCode) -> Error {
     Error::Connection(format!("{what}: {code:?}"))
 }
