@@ -261,3 +261,34 @@ fn a_lease_lost_while_held_is_one_event() {
         }
     });
 }
+
+#[test]
+fn a_server_named_by_host_name_is_resolved_in_steps() {
+    within(Duration::from_secs(60), || {
+        let server = dflockd(&[]);
+        let mut inst = instance(&[server.addr]);
+        let named = |host: &str| {
+            vec![
+                Setting::Servers(vec![host_tests::Server {
+                    host: host.into(),
+                    port: server.addr.port(),
+                }]),
+                Setting::ConnectTimeoutMs(10_000),
+            ]
+        };
+        let local = open(&mut inst, "nb-named", &named("localhost"));
+        let nowhere = open(&mut inst, "nb-named", &named("no-such-host.invalid"));
+        let granted_ticket = start(&mut inst, local, Command::Acquire).unwrap();
+        let refused_ticket = start(&mut inst, nowhere, Command::Acquire).unwrap();
+        let mut done = HashMap::new();
+        turn_until(&mut inst, &mut done, |d| {
+            d.contains_key(&granted_ticket) && d.contains_key(&refused_ticket)
+        });
+        granted(&done[&granted_ticket]);
+        match &done[&refused_ticket] {
+            Err(Error::Connection(why)) => assert!(why.contains("resolving"), "{why}"),
+            other => panic!("an unknown name: {other:?}"),
+        }
+        assert_eq!(release(&mut inst, local), Ok(true));
+    });
+}
