@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use dflockd_host::{Builder, Counting, Exclusive, Runtime};
 pub use raw::{
-    Bell, Client, ClientCert, Command, Completion, Enqueued, Error, Event, Grant, Instance, Kind,
+    Client, ClientCert, Command, Completion, Enqueued, Error, Event, Grant, Instance, Kind,
     LeaseLost, Loss, LossCause, Outcome, Server, Setting, TlsSetting,
 };
 

@@ -39,6 +39,11 @@ impl State {
             table: ResourceTable::new(),
         }
     }
+
+    /// The resource table (where the component's pollables are).
+    pub fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
 }
 
 impl WasiView for State {
@@ -47,29 +52,6 @@ impl WasiView for State {
             ctx: &mut self.ctx,
             table: &mut self.table,
         }
-    }
-}
-
-/// A pollable of the host's own, rung from any thread: a driver waits on
-/// it together with the component's pollables in one `poll`, so that a
-/// command for the instance wakes it as a socket would.
-#[derive(Clone, Default)]
-pub struct Bell(std::sync::Arc<tokio::sync::Notify>);
-
-impl Bell {
-    /// Wakes the driver's current (or next) wait.
-    pub fn ring(&self) {
-        self.0.notify_one();
-    }
-}
-
-/// The bell's entry in the store's table.
-struct Ringer(std::sync::Arc<tokio::sync::Notify>);
-
-#[wasmtime_wasi::async_trait]
-impl wasmtime_wasi::p2::Pollable for Ringer {
-    async fn ready(&mut self) {
-        self.0.notified().await;
     }
 }
 
@@ -156,18 +138,6 @@ impl Instance {
         self.turn_within(Some(limit))
     }
 
-    /// [`Instance::turn`], also woken by `bell`: returns at once (with
-    /// the events so far) when it rings.
-    pub fn turn_or_bell(&mut self, bell: &Bell) -> wasmtime::Result<Vec<Event>> {
-        let table = &mut self.store.data_mut().table;
-        let ringer = table.push(Ringer(bell.0.clone()))?;
-        let borrowed = Resource::<Ringer>::new_borrow(ringer.rep());
-        let pollable = wasmtime_wasi::p2::subscribe(table, borrowed);
-        let events = pollable.and_then(|p| self.turn_with(None, Some(p)));
-        self.store.data_mut().table.delete(ringer)?;
-        events
-    }
-
     fn turn_within(&mut self, limit: Option<std::time::Duration>) -> wasmtime::Result<Vec<Event>> {
         use wasmtime_wasi::clocks::WasiClocksView;
         use wasmtime_wasi::p2::bindings::clocks::monotonic_clock::Host as _;
@@ -178,21 +148,16 @@ impl Instance {
             }
             None => None,
         };
-        self.turn_with(timer, None)
+        self.turn_with(timer)
     }
 
-    /// Waits on the component's pollables and the host's own (`timer`,
-    /// `bell`), drops them all, then takes `driver.poll-events`. With
-    /// none at all (nothing pending, no host pollable), it does not wait.
-    fn turn_with(
-        &mut self,
-        timer: Option<Resource<DynPollable>>,
-        bell: Option<Resource<DynPollable>>,
-    ) -> wasmtime::Result<Vec<Event>> {
+    /// Waits on the component's pollables and the host's `timer`, drops
+    /// them all, then takes `driver.poll-events`. With none at all
+    /// (nothing pending, no timer), it does not wait.
+    fn turn_with(&mut self, timer: Option<Resource<DynPollable>>) -> wasmtime::Result<Vec<Event>> {
         let driver = self.client.dflockd_client_driver();
         let mut pollables = driver.call_pollables(&mut self.store)?;
         pollables.extend(timer);
-        pollables.extend(bell);
         if !pollables.is_empty() {
             let borrowed = pollables
                 .iter()
