@@ -155,21 +155,29 @@ impl Instance {
     /// them all, then takes `driver.poll-events`. With none at all
     /// (nothing pending, no timer), it does not wait.
     fn turn_with(&mut self, timer: Option<Resource<DynPollable>>) -> wasmtime::Result<Vec<Event>> {
+        self.wait_ready(timer)?;
+        let driver = self.client.dflockd_client_driver();
+        driver.call_poll_events(&mut self.store)
+    }
+
+    /// Waits until one of `driver.pollables` (or `timer`) is ready and
+    /// drops them, without taking the events: the next call finds them.
+    pub fn wait_ready(&mut self, timer: Option<Resource<DynPollable>>) -> wasmtime::Result<()> {
         let driver = self.client.dflockd_client_driver();
         let mut pollables = driver.call_pollables(&mut self.store)?;
         pollables.extend(timer);
-        if !pollables.is_empty() {
-            let borrowed = pollables
-                .iter()
-                .map(|p| Resource::new_borrow(p.rep()))
-                .collect();
-            let waited = self.store.data_mut().table.poll(borrowed);
-            for pollable in pollables {
-                HostPollable::drop(&mut self.store.data_mut().table, pollable)?;
-            }
-            waited?;
+        if pollables.is_empty() {
+            return Ok(());
         }
-        driver.call_poll_events(&mut self.store)
+        let borrowed = pollables
+            .iter()
+            .map(|p| Resource::new_borrow(p.rep()))
+            .collect();
+        let waited = self.store.data_mut().table.poll(borrowed);
+        for pollable in pollables {
+            HostPollable::drop(&mut self.store.data_mut().table, pollable)?;
+        }
+        waited.map(drop)
     }
 
     /// How many pollables `driver.pollables` gives now (dropped at once).

@@ -292,3 +292,30 @@ fn a_server_named_by_host_name_is_resolved_in_steps() {
         assert_eq!(release(&mut inst, local), Ok(true));
     });
 }
+
+#[test]
+fn a_reply_found_by_the_next_start_is_reported_under_its_own_ticket() {
+    within(Duration::from_secs(60), || {
+        let server = dflockd(&[]);
+        let mut inst = instance(&[server.addr]);
+        let lock = open(&mut inst, "nb-own-ticket", &settings(server.addr));
+        let acquire = start(&mut inst, lock, Command::Acquire).unwrap();
+        // Nobody takes the events: each release started after a wake-up
+        // is refused while the acquire runs (connecting, then on the
+        // wire), and accepted by the call that reads its grant first.
+        let release = loop {
+            inst.wait_ready(None).unwrap();
+            match start(&mut inst, lock, Command::Release) {
+                Ok(ticket) => break ticket,
+                Err(Error::InvalidArgument(why)) => assert!(why.contains("in progress"), "{why}"),
+                Err(e) => panic!("release: {e:?}"),
+            }
+        };
+        let mut done = HashMap::new();
+        turn_until(&mut inst, &mut done, |d| {
+            d.contains_key(&acquire) && d.contains_key(&release)
+        });
+        granted(&done[&acquire]);
+        assert_eq!(done[&release], Ok(Outcome::Released(true)));
+    });
+}

@@ -213,6 +213,9 @@ impl Holder {
         {
             self.pass(now, None);
         }
+        // A started command that this pass finished is reported under its
+        // own ticket before another command can take its outcome.
+        self.collect();
         command(&mut self.session, clock::now())?;
         self.carry_out();
         Ok(())
