@@ -175,7 +175,7 @@ impl Instance {
             .collect();
         let waited = self.store.data_mut().table.poll(borrowed);
         for pollable in pollables {
-            HostPollable::drop(&mut self.store.data_mut().table, pollable)?;
+            self.drop_pollable(pollable)?;
         }
         waited.map(drop)
     }
@@ -186,7 +186,7 @@ impl Instance {
         let pollables = driver.call_pollables(&mut self.store)?;
         let n = pollables.len();
         for pollable in pollables {
-            HostPollable::drop(&mut self.store.data_mut().table, pollable)?;
+            self.drop_pollable(pollable)?;
         }
         Ok(n)
     }

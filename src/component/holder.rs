@@ -87,6 +87,11 @@ fn events_waiting() -> bool {
     EVENTS.with_borrow(|events| !events.is_empty())
 }
 
+/// Queues the completion of the command started with `ticket`.
+fn report_done(ticket: u64, outcome: Result<Outcome, Error>) {
+    EVENTS.with_borrow_mut(|events| events.push_back(Event::Done { ticket, outcome }));
+}
+
 /// When the driver must run next; `None` when nothing is held.
 pub fn next_deadline() -> Option<Instant> {
     if events_waiting() {
@@ -313,10 +318,7 @@ impl Holder {
     /// the connect timeout while a connection is being opened.
     fn deadline(&self) -> Option<Instant> {
         let opening = self.connecting.as_ref().map(Connecting::deadline);
-        match (self.session.poll_timeout(), opening) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        reactor::sooner(self.session.poll_timeout(), opening)
     }
 
     /// Hands the outcome of a started command and the losses to the
@@ -325,10 +327,10 @@ impl Holder {
         let counted = self.session.counters();
         TOTALS.set(TOTALS.get() + counted.since(self.counted));
         self.counted = counted;
-        if self.ticket.is_some() {
+        if let Some(ticket) = self.ticket {
             if let Some(outcome) = self.session.poll_outcome() {
-                let ticket = self.ticket.take().unwrap_or_default();
-                EVENTS.with_borrow_mut(|events| events.push_back(Event::Done { ticket, outcome }));
+                self.ticket = None;
+                report_done(ticket, outcome);
             }
         }
         while let Some(lost) = self.session.poll_lost() {
@@ -350,7 +352,7 @@ impl Holder {
         self.carry_out();
         if let Some(ticket) = self.ticket.take() {
             let outcome = Err(Error::Connection("closed by the caller".into()));
-            EVENTS.with_borrow_mut(|events| events.push_back(Event::Done { ticket, outcome }));
+            report_done(ticket, outcome);
         }
     }
 
@@ -424,7 +426,7 @@ impl Drop for Holder {
                 self.carry_out();
                 Err(Error::Connection("the object was dropped".into()))
             };
-            EVENTS.with_borrow_mut(|events| events.push_back(Event::Done { ticket, outcome }));
+            report_done(ticket, outcome);
         }
         if self.session.is_held() {
             let _ = self.run_to_outcome(|s, now| s.release(now));

@@ -61,6 +61,11 @@ fn for_each_free(mut f: impl FnMut(&mut dyn Background)) {
     }
 }
 
+/// The sooner of two deadlines, either of which may be absent.
+pub fn sooner(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    [a, b].into_iter().flatten().min()
+}
+
 /// Drives all free background work, without blocking.
 pub fn drive_all(now: Instant) {
     for_each_free(|w| w.drive(now));
@@ -73,12 +78,12 @@ pub fn next_deadline() -> Option<Instant> {
     for_each_free(|w| {
         io |= w.awaits_io();
         if let Some(at) = w.deadline() {
-            earliest = Some(earliest.map_or(at, |e| e.min(at)));
+            earliest = sooner(earliest, Some(at));
         }
     });
     if io {
         let tick = clock::after_ms(IO_TICK_MS);
-        earliest = Some(earliest.map_or(tick, |e| e.min(tick)));
+        earliest = sooner(earliest, Some(tick));
     }
     earliest
 }
@@ -91,7 +96,7 @@ pub fn pollables() -> Vec<Pollable> {
     for_each_free(|w| {
         w.wakeups(&mut all);
         if let Some(at) = w.deadline() {
-            earliest = Some(earliest.map_or(at, |e| e.min(at)));
+            earliest = sooner(earliest, Some(at));
         }
     });
     if let Some(at) = earliest {
