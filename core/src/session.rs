@@ -377,15 +377,6 @@ impl Session {
         [reply, lease].into_iter().flatten().min()
     }
 
-    /// Whether the shell should keep a connection open and watched: a
-    /// request is on the wire, or a lease is held or a place queued (a
-    /// close then means a loss).
-    pub fn wants_reads(&self) -> bool {
-        self.link == Link::Up
-            && (self.in_flight.is_some()
-                || matches!(self.phase, Phase::Held { .. } | Phase::Enqueued))
-    }
-
     /// Whether a request is on the wire, awaiting its reply.
     pub fn awaits_reply(&self) -> bool {
         self.in_flight.is_some()
