@@ -245,3 +245,34 @@ async fn an_owned_guard_moves_into_a_task_and_releases_there() {
     assert_eq!(after.release().await, Ok(true));
     assert_eq!(Arc::strong_count(&holder), 1, "a guard's share leaked");
 }
+
+/// Calls on one object run in the order asked; a call cancelled while it
+/// still waits its turn is forgotten: it never runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_cancelled_before_its_turn_never_runs() {
+    let server = dflockd(&[]);
+    let first = lock(server.addr, "queued-call")
+        .build_async()
+        .await
+        .unwrap();
+    let held = first.acquire().await.unwrap().expect("granted");
+    let second = Arc::new(
+        lock(server.addr, "queued-call")
+            .acquire_timeout_s(30)
+            .build_async()
+            .await
+            .unwrap(),
+    );
+    let waiting = second.clone();
+    let acquire = tokio::spawn(async move { waiting.acquire_owned().await });
+    host_tests::matrix::waiters_become(server.addr, "queued-call", 1);
+    // Behind the acquire, a release waits its turn; it is given up.
+    let release = tokio::time::timeout(Duration::from_millis(300), second.release()).await;
+    assert!(release.is_err(), "the release waited behind the acquire");
+    assert_eq!(held.release().await, Ok(true));
+    let guard = acquire.await.unwrap().unwrap().expect("granted");
+    // Had the cancelled release run after the grant, nothing would be held.
+    assert_eq!(second.renew().await.map(|s| s > 0), Ok(true));
+    assert!(second.is_held());
+    assert_eq!(guard.release().await, Ok(true));
+}

@@ -153,3 +153,42 @@ fn a_waiter_sees_a_killed_server_as_a_connection_error_and_works_after_a_restart
         .expect("the restarted server has forgotten the old holder");
     assert_eq!(guard.release(), Ok(true));
 }
+
+/// `on_lost` may call its own object: it runs with no lock of the object
+/// held, so a blocking call there never waits for itself; there the
+/// release is told of the loss, and the object acquires again once the
+/// server is back.
+#[test]
+fn on_lost_may_call_its_own_object() {
+    let mut server = dflockd(&[]);
+    let (seen_tx, seen) = mpsc::channel();
+    let seen_tx = std::sync::Mutex::new(seen_tx);
+    let slot: std::sync::Arc<std::sync::OnceLock<std::sync::Weak<dflockd_host::Lock>>> =
+        std::sync::Arc::default();
+    let in_callback = slot.clone();
+    let holder = std::sync::Arc::new(
+        lock_on(server.addr, "called-back")
+            .lease_ttl_s(2)
+            .on_lost(move |_| {
+                let lock = in_callback.get().and_then(std::sync::Weak::upgrade);
+                let answer = lock.map(|l| (l.is_held(), l.release()));
+                seen_tx.lock().unwrap().send(answer).unwrap();
+            })
+            .build()
+            .unwrap(),
+    );
+    let _ = slot.set(std::sync::Arc::downgrade(&holder));
+    std::mem::forget(holder.acquire().unwrap().expect("granted"));
+    server.kill();
+    let answer = seen
+        .recv_timeout(Duration::from_secs(10))
+        .expect("on_lost ran");
+    let (held, released) = answer.expect("the object is alive");
+    assert!(!held, "the view already knows");
+    assert!(matches!(released, Err(Error::LockLost(_))), "{released:?}");
+    server.restart();
+    let again = eventually("acquired again", Duration::from_secs(10), || {
+        holder.acquire().ok().flatten().map(|g| g.release())
+    });
+    assert_eq!(again, Ok(true));
+}

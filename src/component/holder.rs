@@ -127,6 +127,8 @@ pub struct Holder {
     last_reply: Option<Instant>,
     /// What of the session's counters is already in [`TOTALS`].
     counted: Counters,
+    /// Its slot with the reactor.
+    slot: usize,
 }
 
 impl Holder {
@@ -141,9 +143,16 @@ impl Holder {
             ticket: None,
             last_reply: None,
             counted: Counters::ZERO,
+            slot: usize::MAX,
         }));
-        reactor::register(&holder);
+        let slot = reactor::register(&holder);
+        holder.borrow_mut().slot = slot;
         Ok(holder)
+    }
+
+    /// Its slot with the reactor (see `reactor::touch`).
+    pub fn slot(&self) -> usize {
+        self.slot
     }
 
     /// The settings it was opened with.
@@ -393,11 +402,15 @@ impl Background for Holder {
             || self.conn.as_ref().is_some_and(Conn::has_queued)
     }
 
+    fn active(&self) -> bool {
+        self.ticket.is_some() || Background::awaits_io(self)
+    }
+
     fn drive(&mut self, now: Instant) {
         // Nothing due and nothing on the wire: nothing to read or send, so
         // no host call at all (an instance may hold thousands of idle leases).
         let due = Holder::deadline(self).is_some_and(|at| at <= now);
-        if !due && !Background::awaits_io(self) && self.ticket.is_none() {
+        if !due && !Background::active(self) {
             return;
         }
         // A started command gets the explanation a blocking one gets.
@@ -418,6 +431,7 @@ impl Drop for Holder {
     /// release is not refused as "busy"; anything else (an acquire waiting
     /// in the server's queue) ends by closing the connection.
     fn drop(&mut self) {
+        reactor::forget(self.slot);
         if let Some(ticket) = self.ticket.take() {
             let outcome = if self.session.is_held() {
                 self.finish()

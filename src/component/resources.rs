@@ -2,13 +2,15 @@
 //! its state and delegates; the lifecycle lives in the core's session, the
 //! I/O in `holder`.
 
-use std::cell::RefCell;
+use std::cell::{RefCell, RefMut};
+use std::ops::{Deref, DerefMut};
 use std::rc::Rc;
 
 use super::api::fencing::{GuestFenceGuard, StaleFence};
 use super::api::locks::{GuestLock, GuestSemaphore};
 use super::api::types::{Command, Enqueued as WitEnqueued, Error, Grant as WitGrant, Setting};
 use super::holder::Holder;
+use super::reactor;
 use crate::protocol::{self as p, Kind};
 use crate::session::Outcome;
 use crate::settings::Settings;
@@ -21,6 +23,36 @@ thread_local! {
 /// The state shared by `lock` and `semaphore`.
 struct Shared(Rc<RefCell<Holder>>);
 
+/// The holder, borrowed for one call; when the call ends, the reactor
+/// re-reads what it waits for (see `reactor::touch`).
+struct Touched<'a> {
+    rc: &'a Rc<RefCell<Holder>>,
+    holder: Option<RefMut<'a, Holder>>,
+}
+
+impl Deref for Touched<'_> {
+    type Target = Holder;
+    fn deref(&self) -> &Holder {
+        self.holder.as_deref().expect("borrowed until dropped")
+    }
+}
+
+impl DerefMut for Touched<'_> {
+    fn deref_mut(&mut self) -> &mut Holder {
+        self.holder.as_deref_mut().expect("borrowed until dropped")
+    }
+}
+
+impl Drop for Touched<'_> {
+    fn drop(&mut self) {
+        if let Some(holder) = self.holder.take() {
+            let slot = holder.slot();
+            drop(holder);
+            reactor::touch(self.rc, slot);
+        }
+    }
+}
+
 fn unexpected(_: Outcome) -> p::Error {
     // The session answers each command with its own outcome kind; no
     // Debug of it here, which would add its formatting code to the guest.
@@ -28,6 +60,13 @@ fn unexpected(_: Outcome) -> p::Error {
 }
 
 impl Shared {
+    fn holder(&self) -> Touched<'_> {
+        Touched {
+            rc: &self.0,
+            holder: Some(self.0.borrow_mut()),
+        }
+    }
+
     fn open(key: &str, limit: Option<u32>, settings: Vec<Setting>) -> Result<Self, Error> {
         let settings = Settings::new(key, limit, super::convert::raw_options(settings))?;
         Ok(Shared(Holder::open(settings)?))
@@ -41,29 +80,29 @@ impl Shared {
     }
 
     fn acquire(&self) -> Result<Option<WitGrant>, Error> {
-        Self::acquired(self.0.borrow_mut().run(|s, now| s.acquire(now)))
+        Self::acquired(self.holder().run(|s, now| s.acquire(now)))
     }
 
     fn enqueue(&self) -> Result<WitEnqueued, Error> {
-        match self.0.borrow_mut().run(|s, now| s.enqueue(now))? {
+        match self.holder().run(|s, now| s.enqueue(now))? {
             Outcome::Enqueued(answer) => Ok(answer.into()),
             other => Err(unexpected(other).into()),
         }
     }
 
     fn wait(&self, timeout_s: Option<u64>) -> Result<Option<WitGrant>, Error> {
-        Self::acquired(self.0.borrow_mut().run(|s, now| s.wait(now, timeout_s)))
+        Self::acquired(self.holder().run(|s, now| s.wait(now, timeout_s)))
     }
 
     fn release(&self) -> Result<bool, Error> {
-        match self.0.borrow_mut().run(|s, now| s.release(now))? {
+        match self.holder().run(|s, now| s.release(now))? {
             Outcome::Released(released) => Ok(released),
             other => Err(unexpected(other).into()),
         }
     }
 
     fn renew(&self) -> Result<u64, Error> {
-        match self.0.borrow_mut().run(|s, now| s.renew(now))? {
+        match self.holder().run(|s, now| s.renew(now))? {
             Outcome::Renewed(remaining) => Ok(remaining),
             other => Err(unexpected(other).into()),
         }
@@ -72,7 +111,7 @@ impl Shared {
     /// Starts `command` with a new ticket; returns the ticket.
     fn start(&self, command: Command) -> Result<u64, Error> {
         let ticket = NEXT_TICKET.get();
-        let mut holder = self.0.borrow_mut();
+        let mut holder = self.holder();
         match command {
             Command::Acquire => holder.start(ticket, |s, now| s.acquire(now)),
             Command::Enqueue => holder.start(ticket, |s, now| s.enqueue(now)),
@@ -85,16 +124,11 @@ impl Shared {
     }
 
     fn grant(&self) -> Option<WitGrant> {
-        self.0
-            .borrow_mut()
-            .current()
-            .grant()
-            .cloned()
-            .map(Into::into)
+        self.holder().current().grant().cloned().map(Into::into)
     }
 
     fn is_held(&self) -> bool {
-        self.0.borrow_mut().current().is_held()
+        self.holder().current().is_held()
     }
 }
 
@@ -126,7 +160,7 @@ macro_rules! holder_resource {
                 self.0.start(command)
             }
             fn close(&self) {
-                self.0 .0.borrow_mut().close()
+                self.0.holder().close()
             }
             fn key(&self) -> String {
                 self.0 .0.borrow().settings().key.clone()
