@@ -34,7 +34,7 @@ fn main() -> Result<(), dflockd_host::Error> {
             held.as_secs_f64(),
             guard.is_held()
         );
-        // What the runtime's renewal thread counted (see `Runtime::counters`).
+        // What the runtime's instance counted (see `Runtime::counters`).
         let c = rt.counters();
         println!(
             "renewals sent={} confirmed={} mean round trip={:?} us; connects={} lost={}",

@@ -61,12 +61,11 @@ impl Held {
     }
 }
 
-/// Why `n` locks of `flavour` cannot be held in one process here, if so.
-/// A blocking lock keeps three open files (its socket, and its runtime's
-/// epoll and eventfd; the renewal thread is one per runtime); an async one
-/// only its socket.
-pub fn beyond_limits(flavour: &str, n: usize) -> Option<String> {
-    let files_per_lock = if flavour == "blocking" { 3 } else { 1 };
+/// Why `n` locks cannot be held in one process here, if so: every lock,
+/// blocking or async, keeps one open file (its socket; its runtime's
+/// instances share their epoll and threads).
+pub fn beyond_limits(_flavour: &str, n: usize) -> Option<String> {
+    let files_per_lock = 1;
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
     let open_files: usize = limits
         .lines()
@@ -133,8 +132,8 @@ impl Held {
     }
 }
 
-/// Holds `n` blocking locks (one object, instance and connection each; one
-/// renewal thread for all).
+/// Holds `n` blocking locks (one object and connection each, in the
+/// runtime's instances, one per core).
 pub fn blocking(addr: SocketAddr, n: usize) -> Held {
     let lost = Arc::new(AtomicUsize::new(0));
     let before = Memory::now();

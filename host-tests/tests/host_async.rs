@@ -96,7 +96,7 @@ async fn a_cancelled_acquire_leaves_nothing_held() {
     assert_eq!(guard.release().await, Ok(true));
 }
 
-/// The runtime's renewal thread keeps a held lease of an async object
+/// The runtime's driver thread keeps a held lease of an async object
 /// while its tokio runtime (either flavour) waits on something else.
 async fn background_renewal_and_release_on_guard_drop(key: &str) {
     let server = dflockd(&[]);

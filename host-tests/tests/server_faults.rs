@@ -43,7 +43,7 @@ fn a_killed_server_is_one_loss_reported_to_on_lost_is_held_and_the_next_call() {
         "the next call is told"
     );
     assert_eq!(holder.release(), Ok(false), "and only once");
-    drop(holder); // joins the renewal thread: every report it made is in the channel
+    drop(holder); // returns after its last on_lost: every report made is in the channel
     assert!(lost.try_recv().is_err(), "on_lost was called once");
 }
 
@@ -154,10 +154,10 @@ fn a_waiter_sees_a_killed_server_as_a_connection_error_and_works_after_a_restart
     assert_eq!(guard.release(), Ok(true));
 }
 
-/// `on_lost` may call its own object: it runs with no lock of the object
-/// held, so a blocking call there never waits for itself; there the
-/// release is told of the loss, and the object acquires again once the
-/// server is back.
+/// `on_lost` may call its own object: the callbacks run on a thread of
+/// their own, so a blocking call there waits for the driver, never for
+/// itself; there the release is told of the loss, and the object then
+/// acquires again once the server is back.
 #[test]
 fn on_lost_may_call_its_own_object() {
     let mut server = dflockd(&[]);

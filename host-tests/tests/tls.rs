@@ -46,7 +46,7 @@ fn a_trusted_server_serves_locks_renewal_two_phase_and_semaphores() {
         .unwrap();
     let guard = holder.acquire().unwrap().expect("granted over TLS");
     assert_eq!(guard.token().map(|t| t.len()), Some(32));
-    // Held through 3 lease lengths by the renewal thread, over TLS.
+    // Held through 3 lease lengths by the runtime's driver thread, over TLS.
     let waiter = lock_on(server.addr, "tls:lock")
         .tls(tls.clone())
         .acquire_timeout_s(6)

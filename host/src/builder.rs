@@ -130,10 +130,16 @@ impl<K> Builder<K> {
         self
     }
 
-    /// Called (from the renewal thread) when a held lease is lost.
+    /// Called (on the runtime's `dflockd-on-lost` thread, in the order of
+    /// the losses) when a held lease is lost.
     pub fn on_lost(mut self, f: impl Fn(&LeaseLost) + Send + Sync + 'static) -> Self {
         self.on_lost = Some(Arc::new(f));
         self
+    }
+
+    /// The runtime the object will live in.
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.runtime
     }
 
     /// Applies the server default and the custom shard choice.

@@ -1,281 +1,530 @@
-//! One renewal thread per [`Runtime`](crate::Runtime) for all of its
-//! objects, blocking and async, instead of one per object.
+//! The driver: the one task that owns a runtime's component instance
+//! (the quinn `ConnectionDriver` shape). It waits, outside any call, on
+//! the instance's pollables (`driver.pollables`: the sockets with a reply
+//! due, connections being opened, the earliest deadline) and on its
+//! inbox together; starts what objects ask (`start`), one command of an
+//! object at a time in the order asked; and hands out what
+//! `driver.poll-events` reports: each completion to its caller, each lost
+//! lease to its object and `on_lost`. Renewals happen inside those polls:
+//! nothing else renews.
 //!
-//! The component renews only while it runs. Between calls this thread
-//! sleeps until the earliest deadline of its [`Schedule`] and drives that
-//! object. An object busy in a call is skipped: a call renews its own
-//! instance's leases, and every call reschedules its object when it ends.
-//! The thread knows the objects only as [`Renewable`] / [`AsyncRenewable`],
-//! so that it imports none of them.
-//!
-//! Async objects are renewed here too, on a current-thread tokio runtime
-//! of the thread's own (their sockets stay with the runtime that opened
-//! them). A task on the caller's runtime would die with that runtime, and
-//! with it the renewal of every other runtime's objects: a process often
-//! has several (tests, libraries), and a lease must not be lost silently.
+//! The driver is a task on a current-thread tokio runtime of the
+//! instance's own: a blocking caller runs it on its own thread while it
+//! waits, the background thread otherwise (see `lead.rs`).
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, OnceLock};
 
-use crate::clock::now_ns;
-pub(crate) use crate::schedule::Renewed;
-use crate::schedule::{Next, Schedule};
-use crate::Error;
+use tokio::sync::{mpsc, oneshot};
+use wasmtime::component::{Resource, ResourceAny};
+use wasmtime::Store;
 
-/// A blocking object whose leases the thread keeps.
-pub(crate) trait Renewable: Send + Sync {
-    /// Drives the object's instance once, without waiting for a call in
-    /// progress; reports its losses itself.
-    fn renew(&self) -> Renewed;
-}
+use crate::builder::LostCallback;
+use crate::error::flat;
+use crate::instance::{Answer, Instance, Op, Opened, Request};
+use crate::lead::Lead;
+use crate::raw_async::{self, Client, ClientPre, Command, Completion, Event, Outcome, WitEnqueued};
+use crate::runtime::State;
+use crate::view::Watch;
+use crate::{Counters, Error, Grant, Kind, LeaseLost};
 
-/// An async object whose leases the thread keeps.
-pub(crate) trait AsyncRenewable: Send + Sync {
-    /// As [`Renewable::renew`]; never waits for a call in progress.
-    fn renew(&self) -> Pin<Box<dyn Future<Output = Renewed> + Send + '_>>;
-}
-
-/// How the thread knows an object: weakly, so that a dropped one is forgotten.
-#[derive(Clone)]
-pub(crate) enum Object {
-    Blocking(Weak<dyn Renewable>),
-    Async(Weak<dyn AsyncRenewable>),
-}
-
-/// The schedule, shared by the objects (which reschedule after each call)
-/// and the thread.
-pub(crate) struct Renewer {
-    plan: Mutex<Plan>,
-    wake: Condvar,
-}
-
-struct Plan {
-    schedule: Schedule<Object>,
-    started: bool,
-    stopping: bool,
-}
-
-impl Renewer {
-    /// An empty schedule; the thread starts with the first object.
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Renewer {
-            plan: Mutex::new(Plan {
-                schedule: Schedule::new(),
-                started: false,
-                stopping: false,
-            }),
-            wake: Condvar::new(),
-        })
-    }
-
-    fn plan(&self) -> MutexGuard<'_, Plan> {
-        // Nothing panics while holding it; a poisoned plan is still whole.
-        self.plan.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Registers an object (with nothing due yet); returns its id.
-    pub(crate) fn add(self: &Arc<Self>, object: Object) -> Result<u64, Error> {
-        let mut plan = self.plan();
-        if !plan.started {
-            let renewer = self.clone();
-            std::thread::Builder::new()
-                .name("dflockd-renew".into())
-                .spawn(move || run(&renewer))
-                .map_err(|e| Error::Runtime(format!("starting the renewal thread: {e}")))?;
-            plan.started = true;
+/// Calls a method of the `lock` or `semaphore` resource, as `$semaphore` says.
+macro_rules! resource {
+    ($driver:expr, $semaphore:expr, $method:ident($handle:expr $(, $arg:expr)*)) => {{
+        let locks = $driver.client.dflockd_client_locks();
+        if $semaphore {
+            locks.semaphore().$method(&mut $driver.store, $handle $(, $arg)*).await
+        } else {
+            locks.lock().$method(&mut $driver.store, $handle $(, $arg)*).await
         }
-        Ok(plan.schedule.add(object))
-    }
-
-    /// Sets the object's next deadline; wakes the thread when it comes
-    /// before everything else planned.
-    pub(crate) fn schedule(&self, id: u64, due: Option<u64>) {
-        if self.plan().schedule.set(id, due) {
-            self.wake.notify_one();
-        }
-    }
-
-    /// Forgets an object.
-    pub(crate) fn remove(&self, id: u64) {
-        self.plan().schedule.remove(id);
-    }
-
-    /// Ends the thread (when the runtime goes).
-    pub(crate) fn stop(&self) {
-        self.plan().stopping = true;
-        self.wake.notify_one();
-    }
+    }};
 }
 
-fn run(renewer: &Renewer) {
-    // Made with the first async object due.
-    let mut tokio: Option<tokio::runtime::Runtime> = None;
-    let mut plan = renewer.plan();
-    loop {
-        if plan.stopping {
+/// Starts the driver task with a fresh instance in `store`, on a runtime
+/// of its own, and the background thread that runs it when no caller does
+/// (see `lead.rs`); returns once the instance is made (or failed to be).
+pub(crate) fn start(pre: ClientPre<State>, store: Store<State>) -> Result<Instance, Error> {
+    let (requests, inbox) = mpsc::unbounded_channel();
+    let stopped = Arc::new(OnceLock::new());
+    let (made, ready) = std_mpsc::channel();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Runtime(format!("the instance's runtime: {e}")))?;
+    let lead = Lead::new(rt);
+    let (why, ended) = (stopped.clone(), lead.clone());
+    let driver = async move {
+        run(pre, store, inbox, made, &why).await;
+        ended.finished();
+    };
+    // Without tokio's cooperative budget: one turn polls every pending
+    // socket of the instance, and past the budget (128) tokio answers
+    // `Pending` for ready ones, so the pollables beyond it were never seen.
+    let task = tokio::task::unconstrained(driver);
+    lead.spawn(task);
+    let background = lead.clone();
+    std::thread::Builder::new()
+        .name("dflockd-driver".into())
+        .spawn(move || background.background())
+        .map_err(|e| Error::Runtime(format!("starting the driver thread: {e}")))?;
+    ready
+        .recv()
+        .map_err(|_| Error::Runtime("the driver ended at once".into()))??;
+    Ok(Instance::new(requests, stopped, lead))
+}
+
+/// One object as the driver knows it.
+struct Entry {
+    handle: ResourceAny,
+    semaphore: bool,
+    key: String,
+    watch: Arc<Watch>,
+    /// The started command, until its completion.
+    current: Option<Started>,
+    /// Asked, not started yet.
+    queue: VecDeque<Queued>,
+    /// Set by a drop request: dropped once nothing is queued or started.
+    dropping: Option<Option<oneshot::Sender<()>>>,
+}
+
+struct Started {
+    ticket: u64,
+    call: u64,
+    command: Command,
+    reply: Option<oneshot::Sender<Answer>>,
+}
+
+struct Queued {
+    call: u64,
+    op: Op,
+    reply: Option<oneshot::Sender<Answer>>,
+}
+
+struct Driver {
+    store: Store<State>,
+    client: Client,
+    objects: HashMap<u64, Entry>,
+    /// Started tickets and their objects.
+    tickets: HashMap<u64, u64>,
+    next_object: u64,
+    /// The `on_lost` callbacks' thread, made with the first loss.
+    callbacks: Option<std_mpsc::Sender<Callback>>,
+    /// The instance's totals as last traced (see [`Driver::trace`]).
+    traced: Counters,
+}
+
+/// Makes the instance, then serves until every sender is gone or the
+/// instance traps (then `stopped` says why, before any caller can ask).
+async fn run(
+    pre: ClientPre<State>,
+    mut store: Store<State>,
+    mut inbox: mpsc::UnboundedReceiver<Request>,
+    made: std_mpsc::Sender<Result<(), Error>>,
+    stopped: &OnceLock<String>,
+) {
+    let client = match pre.instantiate_async(&mut store).await {
+        Ok(client) => client,
+        Err(e) => {
+            let _ = made.send(Err(crate::error::runtime(e)));
             return;
         }
-        match plan.schedule.next(now_ns()) {
-            Next::Idle => plan = renewer.wake.wait(plan).unwrap_or_else(|p| p.into_inner()),
-            Next::At(due) => {
-                let wait = Duration::from_nanos(due.saturating_sub(now_ns()));
-                plan = renewer
-                    .wake
-                    .wait_timeout(plan, wait)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
-            }
-            Next::Due(id, object) => {
-                // The object's calls reschedule it meanwhile: never hold the
-                // plan while driving (or while its loss callbacks run).
-                drop(plan);
-                let renewed = renew(&object, &mut tokio);
-                plan = renewer.plan();
-                plan.schedule.after(id, renewed);
-            }
-        }
+    };
+    let _ = made.send(Ok(()));
+    let mut driver = Driver {
+        store,
+        client,
+        objects: HashMap::new(),
+        tickets: HashMap::new(),
+        next_object: 0,
+        callbacks: None,
+        traced: Counters::ZERO,
+    };
+    if let Err(e) = driver.serve(&mut inbox).await {
+        tracing::error!(error = %e, "the component trapped; its objects are gone");
+        let _ = stopped.set(format!("{e:?}"));
     }
 }
 
-/// Drives one object (an async one to completion on `tokio`).
-fn renew(object: &Object, tokio: &mut Option<tokio::runtime::Runtime>) -> Renewed {
-    match object {
-        Object::Blocking(weak) => weak.upgrade().map_or(Renewed::Gone, |o| o.renew()),
-        Object::Async(weak) => {
-            let Some(object) = weak.upgrade() else {
-                return Renewed::Gone;
+impl Driver {
+    /// The loop: what arrived, then wait on the instance and the inbox
+    /// together, then what the instance reports.
+    async fn serve(
+        &mut self,
+        inbox: &mut mpsc::UnboundedReceiver<Request>,
+    ) -> wasmtime::Result<()> {
+        use wasmtime_wasi::p2::bindings::io::poll::{Host as _, HostPollable};
+        let mut open = true;
+        let mut arrived = Vec::new();
+        loop {
+            while let Ok(request) = inbox.try_recv() {
+                arrived.push(request);
+            }
+            for request in arrived.drain(..) {
+                self.handle(request).await?;
+            }
+            let driver = self.client.dflockd_client_driver();
+            let pollables = driver.call_pollables(&mut self.store).await?;
+            // Every sender gone (the runtime and all its objects): stop once
+            // the last drops' releases are answered.
+            if !open && (self.objects.is_empty() || pollables.is_empty()) {
+                return Ok(());
+            }
+            let table = self.store.data_mut().table();
+            let borrowed: Vec<Resource<_>> = pollables
+                .iter()
+                .map(|p| Resource::new_borrow(p.rep()))
+                .collect();
+            tokio::select! {
+                ready = table.poll(borrowed), if !pollables.is_empty() => { ready?; }
+                request = inbox.recv(), if open => match request {
+                    Some(request) => arrived.push(request),
+                    None => open = false,
+                },
+            }
+            for pollable in pollables {
+                HostPollable::drop(table, pollable)?;
+            }
+            for event in driver.call_poll_events(&mut self.store).await? {
+                self.event(event).await?;
+            }
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                self.trace().await?;
+            }
+        }
+    }
+
+    /// `tracing` for the connects and renewals since the last turn: the
+    /// instance's, so without a key (grants, losses and releases have theirs).
+    async fn trace(&mut self) -> wasmtime::Result<()> {
+        let driver = self.client.dflockd_client_driver();
+        let now = raw_async::counters(driver.call_totals(&mut self.store).await?);
+        let new = now.since(self.traced);
+        self.traced = now;
+        if new.connects > 0 {
+            tracing::debug!(connects = new.connects, "connected");
+        }
+        if new.renewals_confirmed > 0 {
+            tracing::debug!(
+                renewals = new.renewals_confirmed,
+                latency_ns_max = new.renew_latency_ns_max,
+                "renewed"
+            );
+        }
+        Ok(())
+    }
+
+    async fn handle(&mut self, request: Request) -> wasmtime::Result<()> {
+        match request {
+            Request::Open {
+                key,
+                kind,
+                settings,
+                watch,
+                reply,
+            } => {
+                let opened = self.open(key, kind, &settings, watch).await?;
+                let _ = reply.send(opened);
+            }
+            Request::Call {
+                object,
+                call,
+                op,
+                reply,
+            } => {
+                let Some(entry) = self.objects.get_mut(&object) else {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Err(Error::Runtime("the object is gone".into())));
+                    }
+                    return Ok(());
+                };
+                entry.queue.push_back(Queued { call, op, reply });
+                self.advance(object).await?;
+            }
+            Request::Cancel { object, call } => self.cancel(object, call).await?,
+            Request::Drop { object, done } => {
+                if let Some(entry) = self.objects.get_mut(&object) {
+                    // What is held is released first, as a blocking drop did.
+                    let release = Op::Start(Command::Release);
+                    entry.queue.push_back(Queued {
+                        call: 0,
+                        op: release,
+                        reply: None,
+                    });
+                    entry.dropping = Some(done);
+                    self.advance(object).await?;
+                }
+            }
+            Request::Totals { reply } => {
+                let totals = self
+                    .client
+                    .dflockd_client_driver()
+                    .call_totals(&mut self.store)
+                    .await?;
+                let _ = reply.send(raw_async::counters(totals));
+            }
+        }
+        Ok(())
+    }
+
+    async fn open(
+        &mut self,
+        key: String,
+        kind: Kind,
+        settings: &[raw_async::Setting],
+        watch: Arc<Watch>,
+    ) -> wasmtime::Result<Result<Opened, Error>> {
+        let locks = self.client.dflockd_client_locks();
+        let (opened, semaphore) = match kind {
+            Kind::Lock => (
+                locks
+                    .lock()
+                    .call_open(&mut self.store, &key, settings)
+                    .await,
+                false,
+            ),
+            Kind::Semaphore { limit } => {
+                let semaphores = locks.semaphore();
+                (
+                    semaphores
+                        .call_open(&mut self.store, &key, limit.get(), settings)
+                        .await,
+                    true,
+                )
+            }
+        };
+        let handle = match flat(opened) {
+            Ok(handle) => handle,
+            Err(e) => return Ok(Err(e)),
+        };
+        let server_index = resource!(self, semaphore, call_server_index(handle))?;
+        self.next_object += 1;
+        let object = self.next_object;
+        let entry = Entry {
+            handle,
+            semaphore,
+            key,
+            watch,
+            current: None,
+            queue: VecDeque::new(),
+            dropping: None,
+        };
+        self.objects.insert(object, entry);
+        Ok(Ok(Opened {
+            object,
+            server_index,
+        }))
+    }
+
+    /// Starts the object's next queued command once none is started;
+    /// drops the object when it is being dropped and nothing is left.
+    async fn advance(&mut self, object: u64) -> wasmtime::Result<()> {
+        loop {
+            let Some(entry) = self.objects.get_mut(&object) else {
+                return Ok(());
             };
-            if tokio.is_none() {
-                let built = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build();
-                match built {
-                    Ok(rt) => *tokio = Some(rt),
-                    Err(e) => {
-                        tracing::error!(error = %e, "no tokio runtime for async renewal");
-                        return Renewed::Gone;
+            if entry.current.is_some() {
+                return Ok(());
+            }
+            let Some(next) = entry.queue.pop_front() else {
+                if let Some(done) = entry.dropping.take() {
+                    let entry = self.objects.remove(&object).expect("just seen");
+                    entry.handle.resource_drop_async(&mut self.store).await?;
+                    if let Some(done) = done {
+                        self.after_callbacks(done);
+                    }
+                }
+                return Ok(());
+            };
+            let (handle, semaphore) = (entry.handle, entry.semaphore);
+            match next.op {
+                Op::Close => {
+                    resource!(self, semaphore, call_close(handle))?;
+                    entry_watch(&self.objects, object).set(None);
+                    if let Some(reply) = next.reply {
+                        let _ = reply.send(Ok(None));
+                    }
+                }
+                Op::Start(command) => {
+                    let started = resource!(self, semaphore, call_start(handle, command))?;
+                    match started {
+                        Ok(ticket) => {
+                            self.tickets.insert(ticket, object);
+                            if let Some(entry) = self.objects.get_mut(&object) {
+                                entry.current = Some(Started {
+                                    ticket,
+                                    call: next.call,
+                                    command,
+                                    reply: next.reply,
+                                });
+                            }
+                            return Ok(());
+                        }
+                        Err(refused) => {
+                            let answer = Err(Error::from(refused));
+                            self.settle(object, &command, &answer).await?;
+                            if let Some(reply) = next.reply {
+                                let _ = reply.send(answer);
+                            }
+                        }
                     }
                 }
             }
-            match tokio {
-                Some(rt) => rt.block_on(object.renew()),
-                None => Renewed::Gone,
+        }
+    }
+
+    /// A caller gave up: forgets its queued command, or closes the
+    /// object's connection under its started one.
+    async fn cancel(&mut self, object: u64, call: u64) -> wasmtime::Result<()> {
+        let Some(entry) = self.objects.get_mut(&object) else {
+            return Ok(());
+        };
+        entry.queue.retain(|queued| queued.call != call);
+        let started = entry.current.as_mut().filter(|s| s.call == call);
+        if let Some(started) = started {
+            started.reply = None;
+            let (handle, semaphore) = (entry.handle, entry.semaphore);
+            // Reported as a completion at the next poll.
+            resource!(self, semaphore, call_close(handle))?;
+        }
+        Ok(())
+    }
+
+    async fn event(&mut self, event: Event) -> wasmtime::Result<()> {
+        match event {
+            Event::Done(Completion { ticket, outcome }) => {
+                let Some(object) = self.tickets.remove(&ticket) else {
+                    return Ok(());
+                };
+                let started = self.objects.get_mut(&object).and_then(|e| e.current.take());
+                let Some(started) = started.filter(|s| s.ticket == ticket) else {
+                    return Ok(());
+                };
+                let answer = outcome.map(Some).map_err(Error::from);
+                self.settle(object, &started.command, &answer).await?;
+                if let Some(reply) = started.reply {
+                    let _ = reply.send(answer);
+                }
+                self.advance(object).await?;
+            }
+            Event::Lost(lost) => self.lost(raw_async::lease_lost(lost)),
+        }
+        Ok(())
+    }
+
+    /// Records what a finished (or refused) command leaves held.
+    async fn settle(
+        &mut self,
+        object: u64,
+        command: &Command,
+        answer: &Answer,
+    ) -> wasmtime::Result<()> {
+        let held = match (command, answer) {
+            (_, Ok(Some(Outcome::Acquired(grant)))) => grant.clone().map(raw_async::grant),
+            (_, Ok(Some(Outcome::Enqueued(WitEnqueued::Acquired(grant))))) => {
+                Some(raw_async::grant(grant.clone()))
+            }
+            (Command::Renew, Ok(_)) => return Ok(()),
+            // A renewal refused may or may not have lost the lease: ask.
+            (Command::Renew, Err(_)) => self.asked_grant(object).await?,
+            _ => None,
+        };
+        entry_watch(&self.objects, object).set(held);
+        Ok(())
+    }
+
+    async fn asked_grant(&mut self, object: u64) -> wasmtime::Result<Option<Grant>> {
+        let Some(entry) = self.objects.get(&object) else {
+            return Ok(None);
+        };
+        let (handle, semaphore) = (entry.handle, entry.semaphore);
+        let grant = resource!(self, semaphore, call_grant(handle))?;
+        Ok(grant.map(raw_async::grant))
+    }
+
+    /// A lease lost: to its object's view, `tracing` and `on_lost` (on a
+    /// thread of its own, so that a callback may call its object).
+    fn lost(&mut self, lost: LeaseLost) {
+        tracing::warn!(key = %lost.key, fence = lost.fence, reason = %lost.reason, "lease lost");
+        let owner = self
+            .objects
+            .values()
+            .find(|e| e.key == lost.key && e.watch.lose(&lost));
+        let Some(callback) = owner.and_then(|e| e.watch.on_lost.clone()) else {
+            return;
+        };
+        if self.callbacks.is_none() {
+            self.callbacks = callback_thread();
+        }
+        if let Some(callbacks) = &self.callbacks {
+            let _ = callbacks.send(Callback::Lost(callback, lost));
+        }
+    }
+
+    /// Answers `done` once every callback asked so far has returned: a
+    /// dropped object's drop returns after its last `on_lost`.
+    fn after_callbacks(&self, done: oneshot::Sender<()>) {
+        match &self.callbacks {
+            Some(callbacks) => {
+                if let Err(std_mpsc::SendError(Callback::Then(done))) =
+                    callbacks.send(Callback::Then(done))
+                {
+                    let _ = done.send(());
+                }
+            }
+            None => {
+                let _ = done.send(());
             }
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::mpsc;
+fn entry_watch(objects: &HashMap<u64, Entry>, object: u64) -> Arc<Watch> {
+    objects
+        .get(&object)
+        .map_or_else(|| Arc::new(Watch::new(None)), |e| e.watch.clone())
+}
 
-    use super::*;
+thread_local! {
+    /// Set on the callbacks' thread.
+    static ON_CALLBACK_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
 
-    /// Counts its renewals and asks again `again` ns later, `times` times.
-    struct Probe {
-        renewals: AtomicUsize,
-        times: usize,
-        again: u64,
-        done: Mutex<mpsc::Sender<usize>>,
-    }
+/// Whether this is the thread that runs `on_lost` callbacks: an object
+/// dropped in a callback must not wait for the callbacks to finish.
+pub(crate) fn on_callback_thread() -> bool {
+    ON_CALLBACK_THREAD.with(|on| on.get())
+}
 
-    impl Renewable for Probe {
-        fn renew(&self) -> Renewed {
-            let n = self.renewals.fetch_add(1, Ordering::SeqCst) + 1;
-            let _ = self.done.lock().unwrap().send(n);
-            if n < self.times {
-                Renewed::Next(Some(now_ns() + self.again))
-            } else {
-                Renewed::Next(None)
+/// What the callbacks' thread does, in order.
+enum Callback {
+    /// Calls `on_lost`.
+    Lost(LostCallback, LeaseLost),
+    /// Answers: every callback before it has returned.
+    Then(oneshot::Sender<()>),
+}
+
+/// The thread that runs `on_lost` callbacks, in the order of the losses.
+fn callback_thread() -> Option<std_mpsc::Sender<Callback>> {
+    let (send, jobs) = std_mpsc::channel::<Callback>();
+    let spawned = std::thread::Builder::new()
+        .name("dflockd-on-lost".into())
+        .spawn(move || {
+            ON_CALLBACK_THREAD.with(|on| on.set(true));
+            for job in jobs {
+                match job {
+                    Callback::Lost(callback, lost) => callback(&lost),
+                    Callback::Then(done) => {
+                        let _ = done.send(());
+                    }
+                }
             }
-        }
-    }
-
-    /// The same, renewed as an async object: inside a tokio runtime.
-    struct AsyncProbe(Probe);
-
-    impl AsyncRenewable for AsyncProbe {
-        fn renew(&self) -> Pin<Box<dyn Future<Output = Renewed> + Send + '_>> {
-            Box::pin(async {
-                tokio::task::yield_now().await;
-                assert!(tokio::runtime::Handle::try_current().is_ok());
-                Renewable::renew(&self.0)
-            })
-        }
-    }
-
-    fn probe(tx: &mpsc::Sender<usize>) -> Probe {
-        Probe {
-            renewals: AtomicUsize::new(0),
-            times: 3,
-            again: 1_000_000,
-            done: Mutex::new(tx.clone()),
-        }
-    }
-
-    #[test]
-    fn one_thread_drives_blocking_and_async_objects_each_at_its_deadline() {
-        let renewer = Renewer::new();
-        let (tx, rx) = mpsc::channel();
-        let blocking: Vec<Arc<Probe>> = (0..25).map(|_| Arc::new(probe(&tx))).collect();
-        let asynchronous: Vec<Arc<AsyncProbe>> =
-            (0..25).map(|_| Arc::new(AsyncProbe(probe(&tx)))).collect();
-        for probe in &blocking {
-            let id = renewer.add(Object::Blocking(
-                Arc::downgrade(probe) as Weak<dyn Renewable>
-            ));
-            renewer.schedule(id.unwrap(), Some(now_ns()));
-        }
-        for probe in &asynchronous {
-            let weak = Arc::downgrade(probe) as Weak<dyn AsyncRenewable>;
-            let id = renewer.add(Object::Async(weak));
-            renewer.schedule(id.unwrap(), Some(now_ns()));
-        }
-        // 50 objects × 3 renewals each, then nothing more is due.
-        for _ in 0..150 {
-            rx.recv_timeout(Duration::from_secs(10)).expect("a renewal");
-        }
-        assert!(
-            rx.recv_timeout(Duration::from_millis(50)).is_err(),
-            "no renewal past the last deadline"
-        );
-        let counts = blocking.iter().map(|p| &p.renewals);
-        for count in counts.chain(asynchronous.iter().map(|p| &p.0.renewals)) {
-            assert_eq!(count.load(Ordering::SeqCst), 3);
-        }
-        renewer.stop();
-    }
-
-    #[test]
-    fn a_dropped_object_is_forgotten_and_a_stale_deadline_skipped() {
-        let renewer = Renewer::new();
-        let (tx, rx) = mpsc::channel();
-        let probe = Arc::new(Probe {
-            renewals: AtomicUsize::new(0),
-            times: 1,
-            again: 0,
-            done: Mutex::new(tx),
         });
-        let weak: Weak<dyn Renewable> = Arc::downgrade(&probe) as Weak<dyn Renewable>;
-        let id = renewer.add(Object::Blocking(weak)).unwrap();
-        // Planned far away, then moved sooner: only the sooner one runs.
-        renewer.schedule(id, Some(now_ns() + 3_600_000_000_000));
-        renewer.schedule(id, Some(now_ns()));
-        assert_eq!(rx.recv_timeout(Duration::from_secs(10)), Ok(1));
-        drop(probe);
-        renewer.schedule(id, Some(now_ns()));
-        let started = std::time::Instant::now();
-        while renewer.plan().schedule.len() > 0 {
-            assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "never forgotten"
-            );
-            std::thread::yield_now();
+    match spawned {
+        Ok(_) => Some(send),
+        Err(e) => {
+            tracing::error!(error = %e, "no thread for on_lost callbacks");
+            None
         }
-        assert!(rx.try_recv().is_err(), "a dropped object is not driven");
-        renewer.stop();
     }
 }

@@ -48,29 +48,6 @@ impl<T> Trap<T> for wasmtime::Result<T> {
     }
 }
 
-/// What an export returns, as this crate's result: a WIT `result` maps
-/// its error; an export without one cannot fail past the trap layer.
-pub(crate) trait Outcome {
-    /// The success value.
-    type Value;
-    /// The export's answer as a result.
-    fn into_outcome(self) -> Result<Self::Value, Error>;
-}
-
-impl<T> Outcome for Result<T, WitError> {
-    type Value = T;
-    fn into_outcome(self) -> Result<T, Error> {
-        self.map_err(Into::into)
-    }
-}
-
-impl Outcome for () {
-    type Value = ();
-    fn into_outcome(self) -> Result<(), Error> {
-        Ok(())
-    }
-}
-
 /// Flattens a call's two layers: the trap layer and the WIT result.
 pub(crate) fn flat<T, E: Into<Error>>(r: wasmtime::Result<Result<T, E>>) -> Result<T, Error> {
     r.map_err(runtime)?.map_err(Into::into)

@@ -20,10 +20,11 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Each [`Lock`] / [`Semaphore`] owns one component instance and one
-//! connection; one renewal thread per [`Runtime`] keeps the held leases of
-//! all its objects alive and reports their loss ([`Builder::on_lost`],
-//! [`Holder::is_held`]). The types are those of `dflockd-core`: one
+//! Every [`Lock`] / [`Semaphore`] of a [`Runtime`] lives in one of its
+//! component instances (one per core), each with a connection of its own;
+//! each instance's driver waits for all its sockets and deadlines at once,
+//! keeps the held leases alive and reports their loss
+//! ([`Builder::on_lost`], [`Holder::is_held`]). The types are those of `dflockd-core`: one
 //! [`Error`], [`Grant`], [`Enqueued`], [`Stats`], [`LeaseLost`].
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
@@ -35,14 +36,16 @@ mod clock;
 mod connection;
 mod driver;
 mod error;
+mod instance;
+mod lead;
 mod lock;
-mod metrics;
+mod object;
 /// Generated bindings stay private: only core types cross the API.
 #[allow(missing_docs)]
 mod raw_async;
 mod runtime;
-mod schedule;
 mod tls;
+mod view;
 
 pub use builder::Builder;
 pub use connection::Connection;

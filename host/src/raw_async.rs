@@ -1,8 +1,9 @@
 //! The WIT bindings with async exports, generated from `wit/` (the single
 //! source of truth), and the one place where their types turn into the
 //! core's: the typed API of this crate shows no generated type. The
-//! blocking API runs them too, each blocking instance on a current-thread
-//! runtime of its own (see `runtime.rs`).
+//! driver (`driver.rs`) runs them on its own thread; the low-level
+//! blocking `Connection` on a current-thread runtime of its own (see
+//! `runtime.rs`).
 
 use std::num::NonZeroU32;
 
@@ -17,8 +18,10 @@ wasmtime::component::bindgen!({
     additional_derives: [PartialEq],
 });
 
+pub(crate) use exports::dflockd::client::driver::{Completion, Event};
 pub(crate) use exports::dflockd::client::types::{
-    ClientCert, Enqueued as WitEnqueued, Grant as WitGrant, Server, Setting, TlsSetting,
+    ClientCert, Command, Enqueued as WitEnqueued, Grant as WitGrant, Outcome, Server, Setting,
+    TlsSetting,
 };
 use exports::dflockd::client::{connection as wc, driver, types as wt};
 

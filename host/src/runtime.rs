@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker, ResourceTable};
@@ -15,6 +15,13 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 pub(crate) struct State {
     ctx: WasiCtx,
     table: ResourceTable,
+}
+
+impl State {
+    /// The resource table (the driver polls the instance's pollables in it).
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
 }
 
 impl WasiView for State {
@@ -162,18 +169,15 @@ struct Loaded {
     engine: Engine,
     component: Component,
     pre_async: crate::raw_async::ClientPre<State>,
-    /// The renewal thread of every object made from this runtime.
-    renewer: Arc<crate::driver::Renewer>,
-    /// What its objects' instances counted.
-    tally: Arc<crate::metrics::Tally>,
-}
-
-impl Drop for Loaded {
-    /// Every object keeps its runtime: when the last is gone, so is the
-    /// renewal thread.
-    fn drop(&mut self) {
-        self.renewer.stop();
-    }
+    /// The instances of this runtime's locks and semaphores: one per core
+    /// (see [`instances`]), each made with the first object it gets, each
+    /// with a driver thread that ends once this handle and every object's
+    /// are gone.
+    instance: Mutex<Vec<crate::instance::Instance>>,
+    /// Objects go to the instances in turn.
+    next: std::sync::atomic::AtomicUsize,
+    /// The addresses that instance may reach: its objects' servers.
+    allowed: Arc<RwLock<Vec<SocketAddr>>>,
 }
 
 /// Where a [`Runtime`] finds the component and keeps compiled artifacts.
@@ -280,8 +284,9 @@ impl RuntimeBuilder {
                 engine,
                 component,
                 pre_async,
-                renewer: crate::driver::Renewer::new(),
-                tally: Arc::default(),
+                instance: Mutex::new(Vec::new()),
+                next: Default::default(),
+                allowed: Arc::default(),
             }),
         })
     }
@@ -306,22 +311,59 @@ impl Runtime {
         RuntimeBuilder::default()
     }
 
-    /// The renewal thread's schedule (the thread starts with the first object).
-    pub(crate) fn renewer(&self) -> Arc<crate::driver::Renewer> {
-        self.inner.renewer.clone()
-    }
-
-    /// The sum of what this runtime's locks and semaphores counted:
-    /// connects, renewals sent and confirmed with their round trips,
-    /// leases lost. As of each object's last renewal pass (and its drop),
-    /// so a count can trail by up to one renewal interval. The low-level
-    /// [`Connection`](crate::Connection) is not counted.
+    /// What this runtime's locks and semaphores counted, dropped ones
+    /// included: connects, renewals sent and confirmed with their round
+    /// trips, leases lost. Asks the instance's driver, so it waits behind
+    /// what the driver is doing (never behind a call that blocks). The
+    /// low-level [`Connection`](crate::Connection) is not counted.
     pub fn counters(&self) -> crate::Counters {
-        self.inner.tally.get()
+        let instances = crate::view::locked(&self.inner.instance).clone();
+        instances
+            .iter()
+            .filter_map(|i| i.block_on(i.totals()).ok())
+            .fold(crate::Counters::ZERO, |a, b| a + b)
     }
 
-    pub(crate) fn tally(&self) -> Arc<crate::metrics::Tally> {
-        self.inner.tally.clone()
+    /// Lets this runtime's instances reach `addresses` (an object's servers).
+    pub(crate) fn allow(&self, addresses: &[SocketAddr]) {
+        let mut allowed = self
+            .inner
+            .allowed
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        for address in addresses {
+            if !allowed.contains(address) {
+                allowed.push(*address);
+            }
+        }
+    }
+
+    /// The instance for a new lock or semaphore: the next in turn (made,
+    /// with its driver thread, on first use).
+    pub(crate) fn instance(&self) -> Result<crate::instance::Instance, Error> {
+        let mut slot = crate::view::locked(&self.inner.instance);
+        if slot.len() >= instances() {
+            let i = self
+                .inner
+                .next
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(slot[i % slot.len()].clone());
+        }
+        let allowed = self.inner.allowed.clone();
+        let ctx = sandboxed(move |addr| {
+            let allowed = allowed.read().unwrap_or_else(|p| p.into_inner());
+            allowed.contains(&addr)
+        });
+        let store = Store::new(
+            &self.inner.engine,
+            State {
+                ctx,
+                table: ResourceTable::new(),
+            },
+        );
+        let instance = crate::driver::start(self.inner.pre_async.clone(), store)?;
+        slot.push(instance.clone());
+        Ok(instance)
     }
 
     /// The wasmtime engine the component is compiled for.
@@ -394,18 +436,32 @@ impl Runtime {
     }
 }
 
+/// How many instances a runtime spreads its objects over: one per core,
+/// so that each core can run a driver (one instance's driver runs on one
+/// thread at a time). On 2 cores, 2 instances did 1.1-1.3x the throughput
+/// of one at 10-50 workers (BENCHMARKS.md, issue 21); more than 4 are not
+/// measured, so not made.
+fn instances() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
 /// The WASI context every instance gets: TCP to the `allowed` addresses
 /// only (and name lookup), the host's monotonic clock from one epoch; no
 /// files, no environment, no other address.
 pub fn sandbox(allowed: &[SocketAddr]) -> WasiCtx {
     let allowed: Arc<[SocketAddr]> = allowed.into();
+    sandboxed(move |addr| allowed.contains(&addr))
+}
+
+/// [`sandbox`], with the addresses a TCP connect may reach decided by `reachable`.
+fn sandboxed(reachable: impl Fn(SocketAddr) -> bool + Send + Sync + 'static) -> WasiCtx {
     let mut wasi = WasiCtx::builder();
     wasi.monotonic_clock(crate::clock::EpochClock)
         .allow_tcp(true)
         .allow_ip_name_lookup(true)
         .socket_addr_check(move |addr, use_| {
             let ok = match use_ {
-                SocketAddrUse::TcpConnect => allowed.contains(&addr),
+                SocketAddrUse::TcpConnect => reachable(addr),
                 // wasi:sockets binds to the unspecified address before a connect.
                 SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
                 _ => false,

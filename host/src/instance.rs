@@ -1,0 +1,243 @@
+//! The way to one of a runtime's component instances: the locks and
+//! semaphores of a [`Runtime`](crate::Runtime) live in them, and one task
+//! per instance (the driver, `driver.rs`) owns its store. An object sends its commands here
+//! and awaits the answer; a blocking object blocks on the same future.
+//!
+//! A call's future that is dropped before its answer (an async call
+//! cancelled) sends a cancel: a command not started yet is forgotten, a
+//! started one ends with its object's connection (the server then drops
+//! the waiter and releases what it held), as the issue-21 design asks:
+//! cancellation is a command, not a dropped instance.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::lead::Lead;
+use crate::raw_async::{Command, Outcome, Setting};
+use crate::view::Watch;
+use crate::{Counters, Error, Kind};
+
+/// What an object asks of the driver.
+pub(crate) enum Request {
+    /// Opens the resource (validating key and settings; connects nothing).
+    Open {
+        key: String,
+        kind: Kind,
+        settings: Vec<Setting>,
+        watch: Arc<Watch>,
+        reply: oneshot::Sender<Result<Opened, Error>>,
+    },
+    /// A command, after the object's earlier ones (calls are sequential).
+    Call {
+        object: u64,
+        call: u64,
+        op: Op,
+        reply: Option<oneshot::Sender<Answer>>,
+    },
+    /// The caller gave up on `call` (see the module docs).
+    Cancel { object: u64, call: u64 },
+    /// Releases what is held (after the queued commands), then drops the
+    /// resource and its connection; `done` when gone.
+    Drop {
+        object: u64,
+        done: Option<oneshot::Sender<()>>,
+    },
+    /// The instance's totals (`driver.totals`).
+    Totals { reply: oneshot::Sender<Counters> },
+}
+
+/// An opened object: its number with the driver and the index of the
+/// server its key routes to.
+pub(crate) struct Opened {
+    pub(crate) object: u64,
+    pub(crate) server_index: u32,
+}
+
+/// A command of an object.
+pub(crate) enum Op {
+    /// `start(command)`; answered by its completion.
+    Start(Command),
+    /// `close`: drops the connection without a release.
+    Close,
+}
+
+/// What a call comes to: the command's outcome, or `Ok(None)` for `close`.
+pub(crate) type Answer = Result<Option<Outcome>, Error>;
+
+/// Call numbers, unique in the process.
+static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
+
+/// The sending side of a driver. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Instance {
+    requests: mpsc::UnboundedSender<Request>,
+    /// Why the driver stopped, if it did (a trap: the instance is unusable).
+    stopped: Arc<OnceLock<String>>,
+    /// Who runs the driver (see `lead.rs`).
+    lead: Arc<Lead>,
+}
+
+/// A call waiting for its answer, so that someone runs the driver.
+struct Waiting(Arc<Lead>);
+
+impl Waiting {
+    fn new(lead: &Arc<Lead>) -> Self {
+        lead.waiting();
+        Waiting(lead.clone())
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.answered();
+    }
+}
+
+impl Instance {
+    pub(crate) fn new(
+        requests: mpsc::UnboundedSender<Request>,
+        stopped: Arc<OnceLock<String>>,
+        lead: Arc<Lead>,
+    ) -> Self {
+        Instance {
+            requests,
+            stopped,
+            lead,
+        }
+    }
+
+    /// Blocks on `future` (a call's), running the driver meanwhile when
+    /// no other thread does (see `lead.rs`).
+    pub(crate) fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.lead.block_on(future)
+    }
+
+    /// The error of a request the driver can no longer answer.
+    pub(crate) fn gone(&self) -> Error {
+        let why = self.stopped.get().map_or("it stopped", String::as_str);
+        Error::Runtime(format!("the component instance is gone: {why}"))
+    }
+
+    fn send(&self, request: Request) -> Result<(), Error> {
+        self.requests.send(request).map_err(|_| self.gone())
+    }
+
+    /// Opens a lock or semaphore in the instance.
+    pub(crate) async fn open(
+        &self,
+        key: String,
+        kind: Kind,
+        settings: Vec<Setting>,
+        watch: Arc<Watch>,
+    ) -> Result<Opened, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Open {
+            key,
+            kind,
+            settings,
+            watch,
+            reply,
+        })?;
+        let _waiting = Waiting::new(&self.lead);
+        answer.await.map_err(|_| self.gone())?
+    }
+
+    /// Runs `op` on `object`; dropping the future before it is answered
+    /// cancels it.
+    pub(crate) fn call(&self, object: u64, op: Op) -> Pending {
+        let call = NEXT_CALL.fetch_add(1, Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        let sent = self.send(Request::Call {
+            object,
+            call,
+            op,
+            reply: Some(reply),
+        });
+        Pending {
+            instance: self.clone(),
+            object,
+            call,
+            waiting: Some(Waiting::new(&self.lead)),
+            answer: sent.map(|()| answer),
+        }
+    }
+
+    /// Runs `op` on `object` with nothing waiting for the answer (a
+    /// guard's release on drop). Fails only when the driver is gone.
+    pub(crate) fn send_only(&self, object: u64, op: Op) -> Result<(), Error> {
+        let call = NEXT_CALL.fetch_add(1, Ordering::Relaxed);
+        self.send(Request::Call {
+            object,
+            call,
+            op,
+            reply: None,
+        })
+    }
+
+    /// Releases and drops `object`; the receiver answers once it is gone.
+    pub(crate) fn drop_object(&self, object: u64) -> Option<oneshot::Receiver<()>> {
+        let (done, gone) = oneshot::channel();
+        let sent = self.send(Request::Drop {
+            object,
+            done: Some(done),
+        });
+        sent.ok().map(|()| gone)
+    }
+
+    /// The instance's totals.
+    pub(crate) async fn totals(&self) -> Result<Counters, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Totals { reply })?;
+        let _waiting = Waiting::new(&self.lead);
+        answer.await.map_err(|_| self.gone())
+    }
+}
+
+/// A call in progress: resolves to its [`Answer`]; cancels when dropped first.
+pub(crate) struct Pending {
+    instance: Instance,
+    object: u64,
+    call: u64,
+    /// Until answered.
+    waiting: Option<Waiting>,
+    /// `Err`: the request was never sent (the driver is gone).
+    answer: Result<oneshot::Receiver<Answer>, Error>,
+}
+
+impl Future for Pending {
+    type Output = Answer;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer> {
+        let this = &mut *self;
+        let answer = match &mut this.answer {
+            Ok(answer) => answer,
+            Err(e) => return Poll::Ready(Err(e.clone())),
+        };
+        match Pin::new(answer).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(answer) => {
+                // Answered: nothing to cancel when dropped.
+                this.answer = Err(this.instance.gone());
+                this.waiting = None;
+                Poll::Ready(answer.unwrap_or_else(|_| Err(this.instance.gone())))
+            }
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if self.answer.is_ok() {
+            tracing::debug!("call cancelled: its command is abandoned");
+            let _ = self.instance.requests.send(Request::Cancel {
+                object: self.object,
+                call: self.call,
+            });
+        }
+    }
+}
