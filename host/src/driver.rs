@@ -340,7 +340,9 @@ impl Driver {
             match next.op {
                 Op::Close => {
                     resource!(self, semaphore, call_close(handle))?;
-                    entry_watch(&self.objects, object).set(None);
+                    if let Some(entry) = self.objects.get(&object) {
+                        entry.watch.set(None);
+                    }
                     if let Some(reply) = next.reply {
                         let _ = reply.send(Ok(None));
                     }
@@ -429,7 +431,9 @@ impl Driver {
             (Command::Renew, Err(_)) => self.asked_grant(object).await?,
             _ => None,
         };
-        entry_watch(&self.objects, object).set(held);
+        if let Some(entry) = self.objects.get(&object) {
+            entry.watch.set(held);
+        }
         Ok(())
     }
 
@@ -477,12 +481,6 @@ impl Driver {
             }
         }
     }
-}
-
-fn entry_watch(objects: &HashMap<u64, Entry>, object: u64) -> Arc<Watch> {
-    objects
-        .get(&object)
-        .map_or_else(|| Arc::new(Watch::new(None)), |e| e.watch.clone())
 }
 
 thread_local! {

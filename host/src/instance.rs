@@ -162,7 +162,7 @@ impl Instance {
             instance: self.clone(),
             object,
             call,
-            waiting: Some(Waiting::new(&self.lead)),
+            waiting: sent.is_ok().then(|| Waiting::new(&self.lead)),
             answer: sent.map(|()| answer),
         }
     }
@@ -203,7 +203,7 @@ pub(crate) struct Pending {
     instance: Instance,
     object: u64,
     call: u64,
-    /// Until answered.
+    /// Until answered: while it is there, dropping the future cancels.
     waiting: Option<Waiting>,
     /// `Err`: the request was never sent (the driver is gone).
     answer: Result<oneshot::Receiver<Answer>, Error>,
@@ -222,7 +222,6 @@ impl Future for Pending {
             Poll::Pending => Poll::Pending,
             Poll::Ready(answer) => {
                 // Answered: nothing to cancel when dropped.
-                this.answer = Err(this.instance.gone());
                 this.waiting = None;
                 Poll::Ready(answer.unwrap_or_else(|_| Err(this.instance.gone())))
             }
@@ -232,7 +231,7 @@ impl Future for Pending {
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        if self.answer.is_ok() {
+        if self.waiting.is_some() {
             tracing::debug!("call cancelled: its command is abandoned");
             let _ = self.instance.requests.send(Request::Cancel {
                 object: self.object,
