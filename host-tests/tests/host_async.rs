@@ -96,8 +96,10 @@ async fn a_cancelled_acquire_leaves_nothing_held() {
     assert_eq!(guard.release().await, Ok(true));
 }
 
-/// The runtime's driver thread keeps a held lease of an async object
-/// while its tokio runtime (either flavour) waits on something else.
+/// The instance's driver keeps a held lease of an async object while its
+/// tokio runtime (either flavour: the runtime's workers drive it on a
+/// multi-thread one, the `Runtime`'s thread on a current-thread one)
+/// waits on something else.
 async fn background_renewal_and_release_on_guard_drop(key: &str) {
     let server = dflockd(&[]);
     let holder = lock(server.addr, key)
@@ -275,4 +277,58 @@ async fn a_call_cancelled_before_its_turn_never_runs() {
     assert_eq!(second.renew().await.map(|s| s > 0), Ok(true));
     assert!(second.is_held());
     assert_eq!(guard.release().await, Ok(true));
+}
+
+/// An async object built on a multi-thread tokio runtime is driven by
+/// that runtime's workers. When the runtime shuts down with a lease held,
+/// the loss is reported (`on_lost`, `is_held`), the next call fails with
+/// `Runtime` instead of waiting forever, and the server lets go (the
+/// connection went with the driver).
+#[test]
+fn an_async_object_ends_with_the_tokio_runtime_that_drives_it() {
+    let server = dflockd(&[]);
+    let (tx, lost) = std::sync::mpsc::channel();
+    let tx = Mutex::new(tx);
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let holder = tokio.block_on(async {
+        let holder = lock(server.addr, "runtime-ends")
+            .on_lost(move |l| {
+                let _ = tx.lock().unwrap().send(l.clone());
+            })
+            .build_async()
+            .await
+            .unwrap();
+        std::mem::forget(holder.acquire().await.unwrap().expect("granted"));
+        holder
+    });
+    assert!(holder.is_held());
+    drop(tokio);
+    let loss = lost
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the loss is reported");
+    assert_eq!(loss.key, "runtime-ends");
+    assert_eq!(loss.reason.cause, dflockd_host::LossCause::ConnectionLost);
+    assert!(!holder.is_held());
+    let after = on_another_runtime(holder.acquire()).map(|g| g.is_some());
+    assert!(
+        matches!(&after, Err(dflockd_host::Error::Runtime(why)) if why.contains("shut down")),
+        "{after:?}"
+    );
+    let mut observer = host_tests::connect(server.addr);
+    assert!(
+        matches!(observer.lock("runtime-ends", 5, None), Ok(Some(_))),
+        "the server let go"
+    );
+}
+
+/// Runs `future` on a fresh current-thread runtime (the object's is gone).
+fn on_another_runtime<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(future)
 }

@@ -1,9 +1,10 @@
-//! One driver thread per instance, one instance per core (at most 4),
-//! whatever the number and flavour of objects: 20 blocking and 20 async
-//! locks on 2 s leases, spread over the runtime's instances, are held
-//! through 5 s (2.5 lease lengths) while those threads renew them, and the
-//! async ones spawn no task. Alone in its test binary, so that no other
-//! test's runtime adds a thread to the count.
+//! One driver per instance, whatever the number of objects: 20 blocking
+//! locks on 2 s leases, spread over the runtime's instances (one per core,
+//! at most 4, each with a driver thread), and 20 async ones built on a
+//! 2-worker tokio runtime (an instance per worker thread, driven by a task
+//! on those workers) are held through 5 s (2.5 lease lengths) while those
+//! drivers renew them. Alone in its test binary, so that no other test's
+//! runtime adds a thread to the count.
 
 use dflockd_host::Enqueued;
 use host_tests::server::dflockd;
@@ -23,7 +24,7 @@ fn drivers() -> usize {
 }
 
 #[test]
-fn one_driver_thread_per_core_renews_every_lock_of_a_runtime() {
+fn one_driver_per_instance_renews_every_lock_of_a_runtime() {
     let server = dflockd(&[]);
     assert_eq!(threads_named("dflockd-driver"), 0, "none before any object");
     let tokio = tokio::runtime::Builder::new_multi_thread()
@@ -63,10 +64,10 @@ fn one_driver_thread_per_core_renews_every_lock_of_a_runtime() {
         drivers(),
         "one per instance for all 40"
     );
-    assert_eq!(
-        tokio.metrics().num_alive_tasks(),
-        0,
-        "no renewal task per async object"
+    let tasks = tokio.metrics().num_alive_tasks();
+    assert!(
+        (1..=2).contains(&tasks),
+        "one driver task per worker thread that built objects, none per object: {tasks}"
     );
     // The server's own clock: a rival waits 5 s on the first key in vain.
     let rival = host_tests::lock_on(server.addr, "many:0")

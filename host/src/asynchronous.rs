@@ -1,7 +1,11 @@
 //! The async API: the same surface as the blocking one, on any executor
-//! (the instance's driver does the waiting; a tokio runtime is
-//! needed only by `AsyncConnection`). What an object holds is kept beside
-//! the instance, so the accessors answer at once.
+//! (a tokio runtime is needed only by `AsyncConnection`). Built on a
+//! multi-thread tokio runtime, an object's instance is driven by a task on
+//! that runtime's workers (so the runtime needs IO and time enabled, and
+//! its objects end with it: their calls fail, their held leases are
+//! reported lost); built anywhere else, by the `Runtime`'s own instances
+//! and their threads. What an object holds is kept beside the instance,
+//! so the accessors answer at once.
 //!
 //! Cancellation is real: dropping a pending call's future sends a cancel
 //! to the driver. A command not started yet is forgotten; a started one

@@ -10,11 +10,14 @@
 //!
 //! The driver is a task on a current-thread tokio runtime of the
 //! instance's own: a blocking caller runs it on its own thread while it
-//! waits, the background thread otherwise (see `lead.rs`).
+//! waits, the background thread otherwise (see `lead.rs`); or, for async
+//! objects built on a multi-thread tokio runtime, a task on that runtime
+//! ([`start_here`]).
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::sync::mpsc as std_mpsc;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::{mpsc, oneshot};
 use wasmtime::component::{Resource, ResourceAny};
@@ -26,8 +29,8 @@ use crate::instance::{Answer, Instance, Op, Opened, Request};
 use crate::lead::Lead;
 use crate::raw_async::{self, Client, ClientPre, Command, Completion, Event, Outcome, WitEnqueued};
 use crate::runtime::State;
-use crate::view::Watch;
-use crate::{Counters, Error, Grant, Kind, LeaseLost};
+use crate::view::{locked, Watch};
+use crate::{Counters, Error, Grant, Kind, LeaseLost, Loss, LossCause};
 
 /// Calls a method of the `lock` or `semaphore` resource, as `$semaphore` says.
 macro_rules! resource {
@@ -45,39 +48,101 @@ macro_rules! resource {
 /// of its own, and the background thread that runs it when no caller does
 /// (see `lead.rs`); returns once the instance is made (or failed to be).
 pub(crate) fn start(pre: ClientPre<State>, store: Store<State>) -> Result<Instance, Error> {
-    let (requests, inbox) = mpsc::unbounded_channel();
-    let stopped = Arc::new(OnceLock::new());
-    let (made, ready) = std_mpsc::channel();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Runtime(format!("the instance's runtime: {e}")))?;
     let lead = Lead::new(rt);
-    let (why, ended) = (stopped.clone(), lead.clone());
-    let driver = async move {
-        run(pre, store, inbox, made, &why).await;
+    let (made, ready) = oneshot::channel();
+    let (instance, driver) = prepare(pre, store, made, Some(lead.clone()));
+    let ended = lead.clone();
+    lead.spawn(async move {
+        driver.await;
         ended.finished();
-    };
-    // Without tokio's cooperative budget: one turn polls every pending
-    // socket of the instance, and past the budget (128) tokio answers
-    // `Pending` for ready ones, so the pollables beyond it were never seen.
-    let task = tokio::task::unconstrained(driver);
-    lead.spawn(task);
+    });
     let background = lead.clone();
     std::thread::Builder::new()
         .name("dflockd-driver".into())
         .spawn(move || background.background())
         .map_err(|e| Error::Runtime(format!("starting the driver thread: {e}")))?;
-    ready
-        .recv()
+    futures_lite::future::block_on(ready)
         .map_err(|_| Error::Runtime("the driver ended at once".into()))??;
-    Ok(Instance::new(requests, stopped, lead))
+    Ok(instance)
+}
+
+/// Starts the driver task with a fresh instance in `store` on the
+/// multi-thread tokio runtime this is called on, whose workers then run
+/// it: an async call's answer wakes its task on the same workers, with no
+/// hand-off to a thread of the instance's (the runtime's workers always
+/// run, so renewals do too). If that runtime shuts down, the driver ends
+/// with it: its objects' calls fail and their held leases are reported lost.
+pub(crate) async fn start_here(
+    pre: ClientPre<State>,
+    store: Store<State>,
+) -> Result<Instance, Error> {
+    let (made, ready) = oneshot::channel();
+    let (instance, driver) = prepare(pre, store, made, None);
+    tokio::spawn(driver);
+    ready
+        .await
+        .map_err(|_| Error::Runtime("the driver ended at once".into()))??;
+    Ok(instance)
+}
+
+/// The instance's sending side and its driver task, outside tokio's
+/// cooperative budget: one turn polls every pending socket of the
+/// instance, and past the budget (128) tokio answers `Pending` for ready
+/// ones, so the pollables beyond it were never seen.
+fn prepare(
+    pre: ClientPre<State>,
+    store: Store<State>,
+    made: oneshot::Sender<Result<(), Error>>,
+    lead: Option<Arc<Lead>>,
+) -> (Instance, impl Future<Output = ()> + Send + 'static) {
+    let (requests, inbox) = mpsc::unbounded_channel();
+    let stopped = Arc::new(OnceLock::new());
+    let totals = Arc::new(Mutex::new(Counters::ZERO));
+    let shares_workers = lead.is_none();
+    let instance = Instance::new(requests, stopped.clone(), totals.clone(), lead);
+    let driver = tokio::task::unconstrained(async move {
+        let mut ended = Ended(Some(stopped));
+        if let Some(stopped) = &ended.0 {
+            let made = Made {
+                made,
+                totals,
+                shares_workers,
+            };
+            run(pre, store, inbox, made, stopped).await;
+        }
+        ended.0 = None;
+    });
+    (instance, driver)
+}
+
+/// Says why the driver stopped when its task is dropped unfinished
+/// (`None` once it finished).
+struct Ended(Option<Arc<OnceLock<String>>>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        let Some(stopped) = &self.0 else { return };
+        let why = if std::thread::panicking() {
+            "its driver panicked (a tokio runtime without IO and time enabled?)"
+        } else {
+            "the tokio runtime it ran on shut down"
+        };
+        let _ = stopped.set(why.into());
+    }
+}
+
+fn is_semaphore(kind: Kind) -> bool {
+    matches!(kind, Kind::Semaphore { .. })
 }
 
 /// One object as the driver knows it.
 struct Entry {
     handle: ResourceAny,
-    semaphore: bool,
+    kind: Kind,
     key: String,
     watch: Arc<Watch>,
     /// The started command, until its completion.
@@ -110,8 +175,20 @@ struct Driver {
     next_object: u64,
     /// The `on_lost` callbacks' thread, made with the first loss.
     callbacks: Option<std_mpsc::Sender<Callback>>,
-    /// The instance's totals as last traced (see [`Driver::trace`]).
-    traced: Counters,
+    /// The instance's totals as of the last turn, for
+    /// [`Runtime::counters`](crate::Runtime::counters) (see [`Driver::publish`]).
+    totals: Arc<Mutex<Counters>>,
+    /// Runs on the workers of an application's runtime (`start_here`),
+    /// beside the callers' tasks.
+    shares_workers: bool,
+}
+
+/// What [`run`] answers to and shares.
+struct Made {
+    /// Told once the instance is made (or failed to be).
+    made: oneshot::Sender<Result<(), Error>>,
+    totals: Arc<Mutex<Counters>>,
+    shares_workers: bool,
 }
 
 /// Makes the instance, then serves until every sender is gone or the
@@ -120,9 +197,14 @@ async fn run(
     pre: ClientPre<State>,
     mut store: Store<State>,
     mut inbox: mpsc::UnboundedReceiver<Request>,
-    made: std_mpsc::Sender<Result<(), Error>>,
+    made: Made,
     stopped: &OnceLock<String>,
 ) {
+    let Made {
+        made,
+        totals,
+        shares_workers,
+    } = made;
     let client = match pre.instantiate_async(&mut store).await {
         Ok(client) => client,
         Err(e) => {
@@ -138,7 +220,8 @@ async fn run(
         tickets: HashMap::new(),
         next_object: 0,
         callbacks: None,
-        traced: Counters::ZERO,
+        totals,
+        shares_workers,
     };
     if let Err(e) = driver.serve(&mut inbox).await {
         tracing::error!(error = %e, "the component trapped; its objects are gone");
@@ -178,7 +261,16 @@ impl Driver {
             tokio::select! {
                 ready = table.poll(borrowed), if !pollables.is_empty() => { ready?; }
                 request = inbox.recv(), if open => match request {
-                    Some(request) => arrived.push(request),
+                    Some(request) => {
+                        arrived.push(request);
+                        if self.shares_workers {
+                            // Lets the other ready tasks (callers) run and
+                            // ask first, so that one turn starts them all:
+                            // else each caller's request woke the driver
+                            // straight away (tokio's LIFO slot), a turn each.
+                            tokio::task::yield_now().await;
+                        }
+                    }
                     None => open = false,
                 },
             }
@@ -188,19 +280,18 @@ impl Driver {
             for event in driver.call_poll_events(&mut self.store).await? {
                 self.event(event).await?;
             }
-            if tracing::enabled!(tracing::Level::DEBUG) {
-                self.trace().await?;
-            }
+            self.publish().await?;
         }
     }
 
-    /// `tracing` for the connects and renewals since the last turn: the
-    /// instance's, so without a key (grants, losses and releases have theirs).
-    async fn trace(&mut self) -> wasmtime::Result<()> {
+    /// Publishes the instance's totals (so that reading them never waits
+    /// for the driver, which may run on the reader's own thread) and traces
+    /// the connects and renewals since the last turn: the instance's, so
+    /// without a key (grants, losses and releases have theirs).
+    async fn publish(&mut self) -> wasmtime::Result<()> {
         let driver = self.client.dflockd_client_driver();
         let now = raw_async::counters(driver.call_totals(&mut self.store).await?);
-        let new = now.since(self.traced);
-        self.traced = now;
+        let new = now.since(std::mem::replace(&mut *locked(&self.totals), now));
         if new.connects > 0 {
             tracing::debug!(connects = new.connects, "connected");
         }
@@ -255,14 +346,6 @@ impl Driver {
                     self.advance(object).await?;
                 }
             }
-            Request::Totals { reply } => {
-                let totals = self
-                    .client
-                    .dflockd_client_driver()
-                    .call_totals(&mut self.store)
-                    .await?;
-                let _ = reply.send(raw_async::counters(totals));
-            }
         }
         Ok(())
     }
@@ -302,7 +385,7 @@ impl Driver {
         let object = self.next_object;
         let entry = Entry {
             handle,
-            semaphore,
+            kind,
             key,
             watch,
             current: None,
@@ -336,7 +419,7 @@ impl Driver {
                 }
                 return Ok(());
             };
-            let (handle, semaphore) = (entry.handle, entry.semaphore);
+            let (handle, semaphore) = (entry.handle, is_semaphore(entry.kind));
             match next.op {
                 Op::Close => {
                     resource!(self, semaphore, call_close(handle))?;
@@ -385,7 +468,7 @@ impl Driver {
         let started = entry.current.as_mut().filter(|s| s.call == call);
         if let Some(started) = started {
             started.reply = None;
-            let (handle, semaphore) = (entry.handle, entry.semaphore);
+            let (handle, semaphore) = (entry.handle, is_semaphore(entry.kind));
             // Reported as a completion at the next poll.
             resource!(self, semaphore, call_close(handle))?;
         }
@@ -441,7 +524,7 @@ impl Driver {
         let Some(entry) = self.objects.get(&object) else {
             return Ok(None);
         };
-        let (handle, semaphore) = (entry.handle, entry.semaphore);
+        let (handle, semaphore) = (entry.handle, is_semaphore(entry.kind));
         let grant = resource!(self, semaphore, call_grant(handle))?;
         Ok(grant.map(raw_async::grant))
     }
@@ -479,6 +562,33 @@ impl Driver {
             None => {
                 let _ = done.send(());
             }
+        }
+    }
+}
+
+impl Drop for Driver {
+    /// A driver that stops with objects still held (a trap, or its tokio
+    /// runtime shut down) reports each held lease lost, once: its
+    /// connection goes with the instance.
+    fn drop(&mut self) {
+        let held: Vec<LeaseLost> = self
+            .objects
+            .values()
+            .filter_map(|entry| {
+                let grant = entry.watch.grant()?;
+                Some(LeaseLost {
+                    key: entry.key.clone(),
+                    kind: entry.kind,
+                    fence: grant.fence,
+                    reason: Loss::new(
+                        LossCause::ConnectionLost,
+                        "the instance's driver stopped, and its connections with it",
+                    ),
+                })
+            })
+            .collect();
+        for lost in held {
+            self.lost(lost);
         }
     }
 }

@@ -12,7 +12,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
 use tokio::sync::{mpsc, oneshot};
@@ -47,8 +47,6 @@ pub(crate) enum Request {
         object: u64,
         done: Option<oneshot::Sender<()>>,
     },
-    /// The instance's totals (`driver.totals`).
-    Totals { reply: oneshot::Sender<Counters> },
 }
 
 /// An opened object: its number with the driver and the index of the
@@ -78,23 +76,30 @@ pub(crate) struct Instance {
     requests: mpsc::UnboundedSender<Request>,
     /// Why the driver stopped, if it did (a trap: the instance is unusable).
     stopped: Arc<OnceLock<String>>,
-    /// Who runs the driver (see `lead.rs`).
-    lead: Arc<Lead>,
+    /// The instance's totals as of the driver's last turn.
+    totals: Arc<Mutex<Counters>>,
+    /// Who runs the driver (see `lead.rs`); `None` when the tokio runtime
+    /// it was started on does (`driver::start_here`).
+    lead: Option<Arc<Lead>>,
 }
 
 /// A call waiting for its answer, so that someone runs the driver.
-struct Waiting(Arc<Lead>);
+struct Waiting(Option<Arc<Lead>>);
 
 impl Waiting {
-    fn new(lead: &Arc<Lead>) -> Self {
-        lead.waiting();
+    fn new(lead: &Option<Arc<Lead>>) -> Self {
+        if let Some(lead) = lead {
+            lead.waiting();
+        }
         Waiting(lead.clone())
     }
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        self.0.answered();
+        if let Some(lead) = &self.0 {
+            lead.answered();
+        }
     }
 }
 
@@ -102,11 +107,13 @@ impl Instance {
     pub(crate) fn new(
         requests: mpsc::UnboundedSender<Request>,
         stopped: Arc<OnceLock<String>>,
-        lead: Arc<Lead>,
+        totals: Arc<Mutex<Counters>>,
+        lead: Option<Arc<Lead>>,
     ) -> Self {
         Instance {
             requests,
             stopped,
+            totals,
             lead,
         }
     }
@@ -114,7 +121,20 @@ impl Instance {
     /// Blocks on `future` (a call's), running the driver meanwhile when
     /// no other thread does (see `lead.rs`).
     pub(crate) fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.lead.block_on(future)
+        match &self.lead {
+            Some(lead) => lead.block_on(future),
+            None => futures_lite::future::block_on(future),
+        }
+    }
+
+    /// Whether its driver still takes requests.
+    pub(crate) fn is_running(&self) -> bool {
+        !self.requests.is_closed()
+    }
+
+    /// The instance's totals as of its driver's last turn (never waits).
+    pub(crate) fn counters(&self) -> Counters {
+        *crate::view::locked(&self.totals)
     }
 
     /// The error of a request the driver can no longer answer.
@@ -187,14 +207,6 @@ impl Instance {
             done: Some(done),
         });
         sent.ok().map(|()| gone)
-    }
-
-    /// The instance's totals.
-    pub(crate) async fn totals(&self) -> Result<Counters, Error> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Request::Totals { reply })?;
-        let _waiting = Waiting::new(&self.lead);
-        answer.await.map_err(|_| self.gone())
     }
 }
 

@@ -33,7 +33,11 @@ impl<K> Builder<K> {
     pub(crate) async fn open(self, wait_on_drop: bool) -> Result<Object, Error> {
         let (runtime, recipe, on_lost) = self.into_parts()?;
         runtime.allow(&allowed_addresses(&recipe.servers)?);
-        let instance = runtime.instance()?;
+        let instance = if wait_on_drop {
+            runtime.instance()?
+        } else {
+            runtime.async_instance().await?
+        };
         let watch = Arc::new(Watch::new(on_lost));
         let key = recipe.key.clone();
         let opened = instance

@@ -154,6 +154,15 @@ pub(crate) fn off_runtime<R: Send>(blocking: impl FnOnce() -> R + Send) -> R {
     })
 }
 
+thread_local! {
+    /// The instance (an index into its runtime's `here`) that async objects
+    /// built on this thread of a multi-thread tokio runtime go to: one per
+    /// worker thread, the closest to "one per core" that tokio lets a
+    /// library see (it does not say which runtime a thread belongs to).
+    static HERE: std::cell::RefCell<Vec<(std::sync::Weak<Loaded>, usize)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The component found when this crate was built, if any (`build.rs`).
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
@@ -174,6 +183,9 @@ struct Loaded {
     /// with a driver thread that ends once this handle and every object's
     /// are gone.
     instance: Mutex<Vec<crate::instance::Instance>>,
+    /// The instances driven by multi-thread tokio runtimes, for async
+    /// objects (see [`Runtime::async_instance`]); only ever added to.
+    here: Mutex<Vec<crate::instance::Instance>>,
     /// Objects go to the instances in turn.
     next: std::sync::atomic::AtomicUsize,
     /// The addresses that instance may reach: its objects' servers.
@@ -285,6 +297,7 @@ impl RuntimeBuilder {
                 component,
                 pre_async,
                 instance: Mutex::new(Vec::new()),
+                here: Mutex::new(Vec::new()),
                 next: Default::default(),
                 allowed: Arc::default(),
             }),
@@ -313,14 +326,16 @@ impl Runtime {
 
     /// What this runtime's locks and semaphores counted, dropped ones
     /// included: connects, renewals sent and confirmed with their round
-    /// trips, leases lost. Asks the instance's driver, so it waits behind
-    /// what the driver is doing (never behind a call that blocks). The
-    /// low-level [`Connection`](crate::Connection) is not counted.
+    /// trips, leases lost; as of each instance's last turn (its driver
+    /// publishes them as it goes, so this never waits). The low-level
+    /// [`Connection`](crate::Connection) is not counted.
     pub fn counters(&self) -> crate::Counters {
-        let instances = crate::view::locked(&self.inner.instance).clone();
-        instances
+        let shared = crate::view::locked(&self.inner.instance).clone();
+        let here = crate::view::locked(&self.inner.here).clone();
+        shared
             .iter()
-            .filter_map(|i| i.block_on(i.totals()).ok())
+            .chain(&here)
+            .map(crate::instance::Instance::counters)
             .fold(crate::Counters::ZERO, |a, b| a + b)
     }
 
@@ -338,6 +353,49 @@ impl Runtime {
         }
     }
 
+    /// The instance for a new async lock or semaphore. On a multi-thread
+    /// tokio runtime, one driven by that runtime's workers (made on first
+    /// use; see `driver::start_here`), so that no call waits for a thread
+    /// of the instance's; elsewhere (another executor, or a current-thread
+    /// runtime, which runs its tasks only while its owner blocks on it) the
+    /// shared ones of [`Runtime::instance`].
+    pub(crate) async fn async_instance(&self) -> Result<crate::instance::Instance, Error> {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        let Ok(handle) = Handle::try_current() else {
+            return self.instance();
+        };
+        if handle.runtime_flavor() != RuntimeFlavor::MultiThread {
+            return self.instance();
+        }
+        let loaded = Arc::downgrade(&self.inner);
+        let known = HERE.with(|here| {
+            let mut here = here.borrow_mut();
+            here.retain(|(runtime, _)| runtime.strong_count() > 0);
+            here.iter()
+                .find(|(runtime, _)| runtime.ptr_eq(&loaded))
+                .map(|&(_, index)| index)
+        });
+        let all = &self.inner.here;
+        if let Some(instance) = known.and_then(|i| crate::view::locked(all).get(i).cloned()) {
+            if instance.is_running() {
+                return Ok(instance);
+            }
+        }
+        let store = self.store();
+        let instance = crate::driver::start_here(self.inner.pre_async.clone(), store).await?;
+        let index = {
+            let mut all = crate::view::locked(all);
+            all.push(instance.clone());
+            all.len() - 1
+        };
+        HERE.with(|here| {
+            let mut here = here.borrow_mut();
+            here.retain(|(runtime, _)| !runtime.ptr_eq(&loaded));
+            here.push((loaded, index));
+        });
+        Ok(instance)
+    }
+
     /// The instance for a new lock or semaphore: the next in turn (made,
     /// with its driver thread, on first use).
     pub(crate) fn instance(&self) -> Result<crate::instance::Instance, Error> {
@@ -349,21 +407,26 @@ impl Runtime {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(slot[i % slot.len()].clone());
         }
+        let instance = crate::driver::start(self.inner.pre_async.clone(), self.store())?;
+        slot.push(instance.clone());
+        Ok(instance)
+    }
+
+    /// A store for one of this runtime's instances: sandboxed to the
+    /// runtime's allow-list.
+    fn store(&self) -> Store<State> {
         let allowed = self.inner.allowed.clone();
         let ctx = sandboxed(move |addr| {
             let allowed = allowed.read().unwrap_or_else(|p| p.into_inner());
             allowed.contains(&addr)
         });
-        let store = Store::new(
+        Store::new(
             &self.inner.engine,
             State {
                 ctx,
                 table: ResourceTable::new(),
             },
-        );
-        let instance = crate::driver::start(self.inner.pre_async.clone(), store)?;
-        slot.push(instance.clone());
-        Ok(instance)
+        )
     }
 
     /// The wasmtime engine the component is compiled for.
