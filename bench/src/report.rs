@@ -220,9 +220,10 @@ pub fn markdown(r: &Results, chart: &str) -> String {
              are shared (page cache); PSS divides each shared page among its sharers, so it \
              is the memory a lock really adds. Linux allows a process 65,530 mappings by \
              default (`vm.max_map_count`). `blocking` and `async` are the host's `Lock` \
-             (an instance each today); `one-instance` holds all of them in one instance through \
-             the WIT's non-blocking surface (`start`, `driver.pollables`, `driver.poll-events`), \
-             one waiter for all, on the bare contract: the shape the host API moves to.\n",
+             (blocking ones in the runtime's instances, one per core; async ones in an instance \
+             per worker thread of the bench's 2-worker tokio runtime); `one-instance` holds all \
+             of them in one instance through the WIT's non-blocking surface (`start`, \
+             `driver.pollables`, `driver.poll-events`) on the bare contract.\n",
             crate::scale::LEASE_S
         );
         let _ = writeln!(

@@ -105,33 +105,38 @@ fn prepare(
     let shares_workers = lead.is_none();
     let instance = Instance::new(requests, stopped.clone(), totals.clone(), lead);
     let driver = tokio::task::unconstrained(async move {
-        let mut ended = Ended(Some(stopped));
-        if let Some(stopped) = &ended.0 {
-            let made = Made {
-                made,
-                totals,
-                shares_workers,
-            };
-            run(pre, store, inbox, made, stopped).await;
-        }
-        ended.0 = None;
+        let mut ended = Ended {
+            stopped,
+            finished: false,
+        };
+        let links = Links {
+            made,
+            totals,
+            shares_workers,
+        };
+        run(pre, store, inbox, links, &ended.stopped).await;
+        ended.finished = true;
     });
     (instance, driver)
 }
 
-/// Says why the driver stopped when its task is dropped unfinished
-/// (`None` once it finished).
-struct Ended(Option<Arc<OnceLock<String>>>);
+/// Says why the driver stopped when its task is dropped unfinished.
+struct Ended {
+    stopped: Arc<OnceLock<String>>,
+    finished: bool,
+}
 
 impl Drop for Ended {
     fn drop(&mut self) {
-        let Some(stopped) = &self.0 else { return };
+        if self.finished {
+            return;
+        }
         let why = if std::thread::panicking() {
             "its driver panicked (a tokio runtime without IO and time enabled?)"
         } else {
             "the tokio runtime it ran on shut down"
         };
-        let _ = stopped.set(why.into());
+        let _ = self.stopped.set(why.into());
     }
 }
 
@@ -183,8 +188,8 @@ struct Driver {
     shares_workers: bool,
 }
 
-/// What [`run`] answers to and shares.
-struct Made {
+/// What [`run`] answers to and shares with the instance's handles.
+struct Links {
     /// Told once the instance is made (or failed to be).
     made: oneshot::Sender<Result<(), Error>>,
     totals: Arc<Mutex<Counters>>,
@@ -197,14 +202,14 @@ async fn run(
     pre: ClientPre<State>,
     mut store: Store<State>,
     mut inbox: mpsc::UnboundedReceiver<Request>,
-    made: Made,
+    links: Links,
     stopped: &OnceLock<String>,
 ) {
-    let Made {
+    let Links {
         made,
         totals,
         shares_workers,
-    } = made;
+    } = links;
     let client = match pre.instantiate_async(&mut store).await {
         Ok(client) => client,
         Err(e) => {
