@@ -37,6 +37,11 @@ fn counters_and_events_follow_a_lease_from_grant_through_renewals_to_its_loss() 
         lock.acquire().unwrap().expect("granted").release(),
         Ok(true)
     );
+    assert_eq!(
+        runtime.counters().connects,
+        1,
+        "counted by the time the call that connected returns"
+    );
     let guard = lock.acquire().unwrap().expect("granted");
     let (token, fence) = (guard.token().unwrap(), guard.fence().unwrap());
     std::mem::forget(guard);

@@ -282,10 +282,12 @@ impl Driver {
             for pollable in pollables {
                 HostPollable::drop(table, pollable)?;
             }
-            for event in driver.call_poll_events(&mut self.store).await? {
+            let events = driver.call_poll_events(&mut self.store).await?;
+            // Before the answers: what a call counted is there when it returns.
+            self.publish().await?;
+            for event in events {
                 self.event(event).await?;
             }
-            self.publish().await?;
         }
     }
 
