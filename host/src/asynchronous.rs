@@ -30,8 +30,9 @@ impl<K> Builder<K> {
     /// Builds the async flavour: validates everything (in the component)
     /// and opens the object in its runtime's instance.
     pub async fn build_async(self) -> Result<AsyncHolder<K>, Error> {
+        let instance = self.runtime().async_instance().await?;
         Ok(AsyncHolder {
-            object: self.open(false).await?,
+            object: self.open(instance, false).await?,
             kind: PhantomData,
         })
     }

@@ -33,7 +33,7 @@ impl<K> Builder<K> {
     pub fn build(self) -> Result<Holder<K>, Error> {
         let instance = self.runtime().instance()?;
         Ok(Holder {
-            object: instance.block_on(self.open(true))?,
+            object: instance.block_on(self.open(instance.clone(), true))?,
             marker: PhantomData,
         })
     }

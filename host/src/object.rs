@@ -28,16 +28,16 @@ pub(crate) struct Object {
 }
 
 impl<K> Builder<K> {
-    /// Validates everything (in the component) and opens the object in its
-    /// runtime's instance. Connects lazily, on the first acquire or enqueue.
-    pub(crate) async fn open(self, wait_on_drop: bool) -> Result<Object, Error> {
+    /// Validates everything (in the component) and opens the object in
+    /// `instance`, one of its runtime's. Connects lazily, on the first
+    /// acquire or enqueue.
+    pub(crate) async fn open(
+        self,
+        instance: Instance,
+        wait_on_drop: bool,
+    ) -> Result<Object, Error> {
         let (runtime, recipe, on_lost) = self.into_parts()?;
         runtime.allow(&allowed_addresses(&recipe.servers)?);
-        let instance = if wait_on_drop {
-            runtime.instance()?
-        } else {
-            runtime.async_instance().await?
-        };
         let watch = Arc::new(Watch::new(on_lost));
         let key = recipe.key.clone();
         let opened = instance
