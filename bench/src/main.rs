@@ -130,7 +130,7 @@ fn run(quick: bool) {
     let mut skipped = Vec::new();
     for flavour in ["blocking", "async", "one-instance"] {
         for &n in sizes {
-            if let Some(why) = scale::beyond_limits(flavour, n) {
+            if let Some(why) = scale::beyond_limits(n) {
                 skipped.push(format!("{n} {flavour} locks: {why}"));
                 continue;
             }

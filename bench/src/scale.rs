@@ -64,7 +64,7 @@ impl Held {
 /// Why `n` locks cannot be held in one process here, if so: every lock,
 /// blocking or async, keeps one open file (its socket; its runtime's
 /// instances share their epoll and threads).
-pub fn beyond_limits(_flavour: &str, n: usize) -> Option<String> {
+pub fn beyond_limits(n: usize) -> Option<String> {
     let files_per_lock = 1;
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
     let open_files: usize = limits

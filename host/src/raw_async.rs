@@ -1,9 +1,9 @@
 //! The WIT bindings with async exports, generated from `wit/` (the single
 //! source of truth), and the one place where their types turn into the
 //! core's: the typed API of this crate shows no generated type. The
-//! driver (`driver.rs`) runs them on its own thread; the low-level
-//! blocking `Connection` on a current-thread runtime of its own (see
-//! `runtime.rs`).
+//! driver (`driver.rs`) runs them, on its instance's runtime or the
+//! application's; the low-level blocking `Connection` on a current-thread
+//! runtime of its own (see `runtime.rs`).
 
 use std::num::NonZeroU32;
 
