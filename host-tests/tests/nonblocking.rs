@@ -229,6 +229,44 @@ fn blocking_calls_run_while_started_commands_wait_in_the_same_instance() {
 }
 
 #[test]
+fn an_object_dropped_mid_command_leaves_nothing_extra_to_wait_on() {
+    within(Duration::from_secs(60), || {
+        let server = dflockd(&[]);
+        let mut inst = instance(&[server.addr]);
+        let mut settings = settings(server.addr);
+        // No renewal falls inside the test to add a socket of its own.
+        settings.push(Setting::LeaseTtlS(120));
+        let holders = ["nb-reuse-a", "nb-reuse-b"].map(|key| {
+            let holder = open(&mut inst, key, &settings);
+            assert!(matches!(acquire(&mut inst, holder), Ok(Some(_))));
+            holder
+        });
+        let mut done = HashMap::new();
+        let first = open(&mut inst, "nb-reuse-a", &settings);
+        start(&mut inst, first, Command::Acquire).unwrap();
+        until_waiters(&mut inst, server.addr, "nb-reuse-a", 1, &mut done);
+        let one_waiter = inst.pending().unwrap();
+
+        // Dropped while its acquire waits: the instance forgets it while
+        // it is on the list of work to watch, and the next object opened
+        // may take its place there. (Another key: a v1 server keeps the
+        // dropped waiter queued until its wait ends.)
+        first.resource_drop(&mut inst.store).unwrap();
+        let second = open(&mut inst, "nb-reuse-b", &settings);
+        start(&mut inst, second, Command::Acquire).unwrap();
+        until_waiters(&mut inst, server.addr, "nb-reuse-b", 1, &mut done);
+        assert_eq!(
+            inst.pending().unwrap(),
+            one_waiter,
+            "the same state (two held, one waiting) waits on the same pollables"
+        );
+        for holder in holders {
+            assert_eq!(release(&mut inst, holder), Ok(true));
+        }
+    });
+}
+
+#[test]
 fn a_lease_lost_while_held_is_one_event() {
     within(Duration::from_secs(60), || {
         let mut server = dflockd(&[]);

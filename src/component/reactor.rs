@@ -143,8 +143,13 @@ impl Reactor {
 
     fn remove(&mut self, slot: usize) {
         if let Some(entry) = self.entries.get_mut(slot).and_then(Option::take) {
-            self.io -= usize::from(entry.io);
-            self.free.push(slot);
+            self.io = self.io.saturating_sub(usize::from(entry.io));
+            // A slot still in `listed` is freed when `active` compacts the
+            // list past it: reused before that, it would be listed twice
+            // (and its work driven and polled twice per pass).
+            if !entry.listed {
+                self.free.push(slot);
+            }
         }
     }
 
@@ -165,7 +170,7 @@ impl Reactor {
             if seen.io {
                 self.io += 1;
             } else {
-                self.io -= 1;
+                self.io = self.io.saturating_sub(1);
             }
         }
         if let (true, Some(at)) = (was_due != seen.due, seen.due) {
@@ -175,7 +180,7 @@ impl Reactor {
 
     /// The active slots (the list compacted on the way).
     fn active(&mut self) -> Vec<usize> {
-        let entries = &mut self.entries;
+        let (entries, free) = (&mut self.entries, &mut self.free);
         self.listed.retain(
             |&slot| match entries.get_mut(slot).and_then(Option::as_mut) {
                 Some(entry) if entry.active => true,
@@ -183,7 +188,11 @@ impl Reactor {
                     entry.listed = false;
                     false
                 }
-                None => false,
+                None => {
+                    // Removed while listed (see `remove`): free at last.
+                    free.push(slot);
+                    false
+                }
             },
         );
         self.listed.clone()
