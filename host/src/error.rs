@@ -36,14 +36,15 @@ pub(crate) fn runtime(e: wasmtime::Error) -> Error {
     Error::Runtime(format!("{e:?}"))
 }
 
-/// `?` for wasmtime's results: `.trap()?`.
-pub(crate) trait Trap<T> {
+/// `?` for wasmtime's results (loading, compiling, linking, calling):
+/// `.or_runtime()?`.
+pub(crate) trait OrRuntime<T> {
     /// The result, with a wasmtime error as [`Error::Runtime`].
-    fn trap(self) -> Result<T, Error>;
+    fn or_runtime(self) -> Result<T, Error>;
 }
 
-impl<T> Trap<T> for wasmtime::Result<T> {
-    fn trap(self) -> Result<T, Error> {
+impl<T> OrRuntime<T> for wasmtime::Result<T> {
+    fn or_runtime(self) -> Result<T, Error> {
         self.map_err(runtime)
     }
 }

@@ -40,7 +40,7 @@ pub(crate) struct AsyncInstance {
     /// The component's exports, async.
     pub(crate) client: crate::raw_async::Client,
 }
-use crate::error::Trap;
+use crate::error::OrRuntime;
 use crate::Error;
 
 /// An instance for the blocking API: the async bindings, driven by a tokio
@@ -285,12 +285,13 @@ impl RuntimeBuilder {
         if !self.no_cache {
             config.cache(cache(&self.cache_dir.unwrap_or_else(default_cache_dir)));
         }
-        let engine = Engine::new(&config).trap()?;
-        let component = Component::new(&engine, &bytes).trap()?;
+        let engine = Engine::new(&config).or_runtime()?;
+        let component = Component::new(&engine, &bytes).or_runtime()?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).trap()?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).or_runtime()?;
         let pre_async =
-            crate::raw_async::ClientPre::new(linker.instantiate_pre(&component).trap()?).trap()?;
+            crate::raw_async::ClientPre::new(linker.instantiate_pre(&component).or_runtime()?)
+                .or_runtime()?;
         Ok(Runtime {
             inner: Arc::new(Loaded {
                 engine,
@@ -471,7 +472,7 @@ impl Runtime {
             .pre_async
             .instantiate_async(&mut store)
             .await
-            .trap()?;
+            .or_runtime()?;
         Ok(AsyncInstance { store, client })
     }
 
