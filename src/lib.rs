@@ -5,7 +5,7 @@
 //! error type), which the host bindings share natively. Its own parts:
 //! - [`tls`]: rustls, sans-IO, unit-tested natively;
 //! - the component glue (`wasm32` only): the transport over
-//!   `wasi:sockets`, the reactor over `wasi:io/poll`, the holders that
+//!   `wasi:sockets`, the reactor over `wasi:io/poll`, the key clients that
 //!   run the core's sessions on them, and the exports of `wit/`.
 #![deny(unsafe_code)]
 #![deny(missing_docs)]

@@ -208,16 +208,16 @@ impl From<Outcome> for wt::Outcome {
     }
 }
 
-impl From<super::holder::Event> for driver::Event {
-    fn from(e: super::holder::Event) -> Self {
+impl From<super::key_client::Event> for driver::Event {
+    fn from(e: super::key_client::Event) -> Self {
         match e {
-            super::holder::Event::Done { ticket, outcome } => {
+            super::key_client::Event::Done { ticket, outcome } => {
                 driver::Event::Done(driver::Completion {
                     ticket,
                     outcome: outcome.map(Into::into).map_err(Into::into),
                 })
             }
-            super::holder::Event::Lost(lost) => driver::Event::Lost(lost.into()),
+            super::key_client::Event::Lost(lost) => driver::Event::Lost(lost.into()),
         }
     }
 }

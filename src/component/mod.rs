@@ -1,16 +1,16 @@
 //! The component glue: WIT bindings and thin exports that delegate to the
-//! holders (the WASI shell of the core's sessions), the transport and the
+//! key clients (the WASI shell of the core's sessions), the transport and the
 //! pure core. Nothing here may panic: a trap poisons the instance.
 //!
-//! Imports run one way: `resources`/`connection` → `holder` → `dial` →
-//! `transport` → `reactor` → `clock`; the reactor knows the holders only as its
+//! Imports run one way: `resources`/`connection` → `key_client` → `dial` →
+//! `transport` → `reactor` → `clock`; the reactor knows the key clients only as its
 //! `Background` trait.
 
 mod clock;
 mod connection;
 mod convert;
 mod dial;
-mod holder;
+mod key_client;
 mod reactor;
 mod resources;
 mod transport;
@@ -61,28 +61,34 @@ impl api::sharding::Guest for Component {
 
 impl api::driver::Guest for Component {
     fn next_wakeup() -> wasip2::io::poll::Pollable {
-        holder::next_wakeup()
+        key_client::next_wakeup()
     }
 
     fn next_deadline() -> Option<u64> {
-        holder::next_deadline().map(crate::time::Instant::as_nanos)
+        key_client::next_deadline().map(crate::time::Instant::as_nanos)
     }
 
     fn pollables() -> Vec<wasip2::io::poll::Pollable> {
-        holder::pollables()
+        key_client::pollables()
     }
 
     fn poll_events() -> Vec<api::driver::Event> {
         reactor::drive_all(clock::now());
-        holder::take_events().into_iter().map(Into::into).collect()
+        key_client::take_events()
+            .into_iter()
+            .map(Into::into)
+            .collect()
     }
 
     fn drive() -> Vec<api::driver::LeaseLost> {
         reactor::drive_all(clock::now());
-        holder::take_losses().into_iter().map(Into::into).collect()
+        key_client::take_losses()
+            .into_iter()
+            .map(Into::into)
+            .collect()
     }
 
     fn totals() -> api::driver::Counters {
-        holder::counters().into()
+        key_client::counters().into()
     }
 }

@@ -1,6 +1,6 @@
 //! The exported resources `lock`, `semaphore` and `fence-guard`: each holds
 //! its state and delegates; the lifecycle lives in the core's session, the
-//! I/O in `holder`.
+//! I/O in `key_client`.
 
 use std::cell::{RefCell, RefMut};
 use std::ops::{Deref, DerefMut};
@@ -9,7 +9,7 @@ use std::rc::Rc;
 use super::api::fencing::{GuestFenceGuard, StaleFence};
 use super::api::locks::{GuestLock, GuestSemaphore};
 use super::api::types::{Command, Enqueued as WitEnqueued, Error, Grant as WitGrant, Setting};
-use super::holder::Holder;
+use super::key_client::KeyClient;
 use super::reactor;
 use crate::protocol::{self as p, Kind};
 use crate::session::Outcome;
@@ -20,34 +20,35 @@ thread_local! {
     static NEXT_TICKET: std::cell::Cell<u64> = const { std::cell::Cell::new(1) };
 }
 
-/// The state shared by `lock` and `semaphore`.
-struct Shared(Rc<RefCell<Holder>>);
+/// What a `lock` or `semaphore` resource owns: its key client, which the
+/// reactor also reaches (weakly) to renew and to report.
+struct Handle(Rc<RefCell<KeyClient>>);
 
-/// The holder, borrowed for one call; when the call ends, the reactor
+/// The key client, borrowed for one call; when the call ends, the reactor
 /// re-reads what it waits for (see `reactor::touch`).
 struct Touched<'a> {
-    rc: &'a Rc<RefCell<Holder>>,
-    holder: Option<RefMut<'a, Holder>>,
+    rc: &'a Rc<RefCell<KeyClient>>,
+    client: Option<RefMut<'a, KeyClient>>,
 }
 
 impl Deref for Touched<'_> {
-    type Target = Holder;
-    fn deref(&self) -> &Holder {
-        self.holder.as_deref().expect("borrowed until dropped")
+    type Target = KeyClient;
+    fn deref(&self) -> &KeyClient {
+        self.client.as_deref().expect("borrowed until dropped")
     }
 }
 
 impl DerefMut for Touched<'_> {
-    fn deref_mut(&mut self) -> &mut Holder {
-        self.holder.as_deref_mut().expect("borrowed until dropped")
+    fn deref_mut(&mut self) -> &mut KeyClient {
+        self.client.as_deref_mut().expect("borrowed until dropped")
     }
 }
 
 impl Drop for Touched<'_> {
     fn drop(&mut self) {
-        if let Some(holder) = self.holder.take() {
-            let slot = holder.slot();
-            drop(holder);
+        if let Some(client) = self.client.take() {
+            let slot = client.slot();
+            drop(client);
             reactor::touch(self.rc, slot);
         }
     }
@@ -59,17 +60,17 @@ fn unexpected(_: Outcome) -> p::Error {
     p::Error::Protocol("internal: the session answered with another command's outcome".into())
 }
 
-impl Shared {
-    fn holder(&self) -> Touched<'_> {
+impl Handle {
+    fn client(&self) -> Touched<'_> {
         Touched {
             rc: &self.0,
-            holder: Some(self.0.borrow_mut()),
+            client: Some(self.0.borrow_mut()),
         }
     }
 
     fn open(key: &str, limit: Option<u32>, settings: Vec<Setting>) -> Result<Self, Error> {
         let settings = Settings::new(key, limit, super::convert::raw_options(settings))?;
-        Ok(Shared(Holder::open(settings)?))
+        Ok(Handle(KeyClient::open(settings)?))
     }
 
     fn acquired(outcome: Result<Outcome, p::Error>) -> Result<Option<WitGrant>, Error> {
@@ -80,29 +81,29 @@ impl Shared {
     }
 
     fn acquire(&self) -> Result<Option<WitGrant>, Error> {
-        Self::acquired(self.holder().run(|s, now| s.acquire(now)))
+        Self::acquired(self.client().run(|s, now| s.acquire(now)))
     }
 
     fn enqueue(&self) -> Result<WitEnqueued, Error> {
-        match self.holder().run(|s, now| s.enqueue(now))? {
+        match self.client().run(|s, now| s.enqueue(now))? {
             Outcome::Enqueued(answer) => Ok(answer.into()),
             other => Err(unexpected(other).into()),
         }
     }
 
     fn wait(&self, timeout_s: Option<u64>) -> Result<Option<WitGrant>, Error> {
-        Self::acquired(self.holder().run(|s, now| s.wait(now, timeout_s)))
+        Self::acquired(self.client().run(|s, now| s.wait(now, timeout_s)))
     }
 
     fn release(&self) -> Result<bool, Error> {
-        match self.holder().run(|s, now| s.release(now))? {
+        match self.client().run(|s, now| s.release(now))? {
             Outcome::Released(released) => Ok(released),
             other => Err(unexpected(other).into()),
         }
     }
 
     fn renew(&self) -> Result<u64, Error> {
-        match self.holder().run(|s, now| s.renew(now))? {
+        match self.client().run(|s, now| s.renew(now))? {
             Outcome::Renewed(remaining) => Ok(remaining),
             other => Err(unexpected(other).into()),
         }
@@ -111,32 +112,32 @@ impl Shared {
     /// Starts `command` with a new ticket; returns the ticket.
     fn start(&self, command: Command) -> Result<u64, Error> {
         let ticket = NEXT_TICKET.get();
-        let mut holder = self.holder();
+        let mut client = self.client();
         match command {
-            Command::Acquire => holder.start(ticket, |s, now| s.acquire(now)),
-            Command::Enqueue => holder.start(ticket, |s, now| s.enqueue(now)),
-            Command::Wait(timeout_s) => holder.start(ticket, |s, now| s.wait(now, timeout_s)),
-            Command::Release => holder.start(ticket, |s, now| s.release(now)),
-            Command::Renew => holder.start(ticket, |s, now| s.renew(now)),
+            Command::Acquire => client.start(ticket, |s, now| s.acquire(now)),
+            Command::Enqueue => client.start(ticket, |s, now| s.enqueue(now)),
+            Command::Wait(timeout_s) => client.start(ticket, |s, now| s.wait(now, timeout_s)),
+            Command::Release => client.start(ticket, |s, now| s.release(now)),
+            Command::Renew => client.start(ticket, |s, now| s.renew(now)),
         }?;
         NEXT_TICKET.set(ticket.wrapping_add(1));
         Ok(ticket)
     }
 
     fn grant(&self) -> Option<WitGrant> {
-        self.holder().current().grant().cloned().map(Into::into)
+        self.client().current().grant().cloned().map(Into::into)
     }
 
     fn is_held(&self) -> bool {
-        self.holder().current().is_held()
+        self.client().current().is_held()
     }
 }
 
 /// Implements the methods `lock` and `semaphore` share, plus the given items.
-macro_rules! holder_resource {
+macro_rules! key_resource {
     ($name:ident, $guest:ident, { $($extra:item)* }) => {
-        /// An exported resource over a [`Shared`] holder.
-        pub struct $name(Shared);
+        /// An exported resource over a [`Handle`] on its key client.
+        pub struct $name(Handle);
 
         impl $guest for $name {
             $($extra)*
@@ -160,7 +161,7 @@ macro_rules! holder_resource {
                 self.0.start(command)
             }
             fn close(&self) {
-                self.0.holder().close()
+                self.0.client().close()
             }
             fn key(&self) -> String {
                 self.0 .0.borrow().settings().key.clone()
@@ -178,21 +179,21 @@ macro_rules! holder_resource {
     };
 }
 
-holder_resource!(Lock, GuestLock, {
+key_resource!(Lock, GuestLock, {
     fn open(key: String, settings: Vec<Setting>) -> Result<super::api::locks::Lock, Error> {
-        Ok(super::api::locks::Lock::new(Lock(Shared::open(
+        Ok(super::api::locks::Lock::new(Lock(Handle::open(
             &key, None, settings,
         )?)))
     }
 });
 
-holder_resource!(Semaphore, GuestSemaphore, {
+key_resource!(Semaphore, GuestSemaphore, {
     fn open(
         key: String,
         limit: u32,
         settings: Vec<Setting>,
     ) -> Result<super::api::locks::Semaphore, Error> {
-        Ok(super::api::locks::Semaphore::new(Semaphore(Shared::open(
+        Ok(super::api::locks::Semaphore::new(Semaphore(Handle::open(
             &key,
             Some(limit),
             settings,

@@ -2,9 +2,9 @@
 //! `semaphore` resource. It carries out the session's actions on a
 //! [`Conn`] (opening it through [`Connecting`], without waiting), feeds it
 //! what was read and the clock, and keeps the lease renewed as reactor
-//! background work. A command started with a ticket ([`Holder::start`])
+//! background work. A command started with a ticket ([`KeyClient::start`])
 //! returns at once; its outcome becomes an [`Event`] when a later pass
-//! finds it. A blocking call ([`Holder::run`]) is the loop over the same
+//! finds it. A blocking call ([`KeyClient::run`]) is the loop over the same
 //! passes: "start; wait (under the reactor) for its I/O or its deadline;
 //! pass" until the command's outcome.
 
@@ -36,7 +36,7 @@ const IDLE_CHECK_AFTER: Duration = Duration::from_millis(1);
 
 /// What happened in the instance, for the driver to report.
 pub enum Event {
-    /// A command started with [`Holder::start`] finished.
+    /// A command started with [`KeyClient::start`] finished.
     Done {
         /// The ticket it was started with.
         ticket: u64,
@@ -51,16 +51,16 @@ thread_local! {
     /// Oldest first. Losses past [`MAX_UNREPORTED_LOSSES`] drop the oldest
     /// loss; completions are never dropped (one per started command).
     static EVENTS: RefCell<VecDeque<Event>> = const { RefCell::new(VecDeque::new()) };
-    /// The instance's totals: every holder adds what its session counted.
+    /// The instance's totals: every key client adds what its session counted.
     static TOTALS: std::cell::Cell<Counters> = const { std::cell::Cell::new(Counters::ZERO) };
 }
 
-/// The totals of every holder of the instance, dropped ones included.
+/// The totals of every key client of the instance, dropped ones included.
 pub fn counters() -> Counters {
     TOTALS.get()
 }
 
-/// The losses found since the last call, from every holder of the
+/// The losses found since the last call, from every key client of the
 /// instance; completions stay for [`take_events`].
 pub fn take_losses() -> Vec<LeaseLost> {
     EVENTS.with_borrow_mut(|events| {
@@ -114,8 +114,9 @@ pub fn next_wakeup() -> Pollable {
     clock::timer(next_deadline().unwrap_or(clock::NEVER))
 }
 
-/// One lock or semaphore: its session and its connection.
-pub struct Holder {
+/// The client of one key: a lock's or semaphore's session and its
+/// connection (named apart from the host's `Holder`, the user's object).
+pub struct KeyClient {
     session: Session,
     dial: Dial,
     conn: Option<Conn>,
@@ -131,11 +132,11 @@ pub struct Holder {
     slot: usize,
 }
 
-impl Holder {
-    /// A new idle holder, registered with the reactor for renewals.
+impl KeyClient {
+    /// A new idle key client, registered with the reactor for renewals.
     pub fn open(settings: Settings) -> Result<Rc<RefCell<Self>>, Error> {
         let dial = Dial::new(settings.server.clone(), settings.connect.clone())?;
-        let holder = Rc::new(RefCell::new(Holder {
+        let client = Rc::new(RefCell::new(KeyClient {
             session: Session::new(settings, clock::jitter()),
             dial,
             conn: None,
@@ -145,9 +146,9 @@ impl Holder {
             counted: Counters::ZERO,
             slot: usize::MAX,
         }));
-        let slot = reactor::register(&holder);
-        holder.borrow_mut().slot = slot;
-        Ok(holder)
+        let slot = reactor::register(&client);
+        client.borrow_mut().slot = slot;
+        Ok(client)
     }
 
     /// Its slot with the reactor (see `reactor::touch`).
@@ -323,7 +324,7 @@ impl Holder {
         }
     }
 
-    /// When this holder must next be passed: the session's deadline, or
+    /// When this key client must next be passed: the session's deadline, or
     /// the connect timeout while a connection is being opened.
     fn deadline(&self) -> Option<Instant> {
         let opening = self.connecting.as_ref().map(Connecting::deadline);
@@ -373,7 +374,7 @@ impl Holder {
     }
 }
 
-impl Background for Holder {
+impl Background for KeyClient {
     fn wakeups(&self, out: &mut Vec<Pollable>) {
         if let Some(connecting) = self.connecting.as_ref() {
             connecting.wakeups(out);
@@ -393,7 +394,7 @@ impl Background for Holder {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        Holder::deadline(self)
+        KeyClient::deadline(self)
     }
 
     fn awaits_io(&self) -> bool {
@@ -409,18 +410,18 @@ impl Background for Holder {
     fn drive(&mut self, now: Instant) {
         // Nothing due and nothing on the wire: nothing to read or send, so
         // no host call at all (an instance may hold thousands of idle leases).
-        let due = Holder::deadline(self).is_some_and(|at| at <= now);
+        let due = KeyClient::deadline(self).is_some_and(|at| at <= now);
         if !due && !Background::active(self) {
             return;
         }
         // A started command gets the explanation a blocking one gets.
-        let explain_until = self.ticket.and_then(|_| Holder::deadline(self));
+        let explain_until = self.ticket.and_then(|_| KeyClient::deadline(self));
         self.pass(now, explain_until);
         self.collect();
     }
 }
 
-impl Drop for Holder {
+impl Drop for KeyClient {
     /// A held grant is released on drop: a release is never skipped on a
     /// path that could send it. Errors have nowhere to go; the connection
     /// closes right after, which makes the server release anyway.
