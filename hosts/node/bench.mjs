@@ -1,7 +1,9 @@
 // acquire + release of one key in a loop, one caller: `node bench.mjs <host> <port> <seconds>`.
-// `node-jco`: through the wrapper (a message round trip to the worker per call).
-// `node-jco-raw`: the same loop on the bindings directly, blocking this thread, which is
-// what the worker itself does per call: the difference is the wrapper's cost.
+// `node-jco`: through the wrapper: the component on this thread, each call started without
+// waiting and finished by the event loop's driver (driver.mjs, the sockets on node:net).
+// `node-jco-raw`: the same loop on the blocking exports of an instance with the
+// preview2-shim's WASI, whose synchronous sockets block this thread (each WASI call a round
+// trip to the shim's I/O thread): jco's own way to run the component.
 import { Lock } from './dflockd.mjs';
 
 const [host = '127.0.0.1', portArg = '6388', secondsArg = '3'] = process.argv.slice(2);
@@ -30,8 +32,9 @@ try {
   await lock.close();
 }
 
-// Imported only now, so the wrapper's loop ran without a second instance loaded.
-const { locks } = await import('./gen/dflockd.js');
+// Loaded only now, so the wrapper's loop ran without the shim's I/O thread.
+const { instantiate, shimImports } = await import('./component.mjs');
+const { locks } = await instantiate(await shimImports());
 const raw = locks.Lock.open(key, [{ tag: 'servers', val: [{ host, port }] }]);
 try {
   raw.acquire();

@@ -1,77 +1,38 @@
 // dflockd locks and semaphores for Node.js, from the dflockd client component (transpiled
-// by jco into gen/). The component runs in one worker thread (worker.mjs) because its
-// sockets block the thread that calls it; every method here is async and costs a message
-// round trip. Leases renew in that worker between calls. Types: dflockd.d.ts.
+// by jco into gen/). The component runs on the application's own thread, driven from
+// Node's event loop through its non-blocking surface (driver.mjs): a method starts its
+// command and resolves when the instance reports it done. Leases renew in those turns of
+// the loop, between calls. Only `stats`, which has no non-blocking form, runs in a worker
+// thread (worker.mjs). Types: dflockd.d.ts.
 //
-// Lifetime: the worker keeps the process alive only while a call is in flight. A held
+// Lifetime: the loop keeps the process alive only while a call is in flight. A held
 // lease does not: a program with nothing left to do exits, its connections close, and the
 // server releases what they held (dflockd's default). So close() is tidy, not required.
 import { Worker } from 'node:worker_threads';
+import { Driver } from './driver.mjs';
+import { DflockdError } from './errors.mjs';
 
-/** Every failure: `kind` is the WIT `error` case, `detail` its payload. */
-export class DflockdError extends Error {
-  /**
-   * @param {string} kind `timeout`, `auth`, `lock-lost`, `invalid-argument`, `connection`, ...
-   *   (the WIT `error` tags), or `internal` when the component or its worker broke.
-   * @param {string | {cause: string, detail: string} | undefined} detail the message, or
-   *   for `lock-lost` the loss record. The component redacts secrets from it.
-   */
-  constructor(kind, detail) {
-    super(`dflockd: ${kind}${describe(detail)}`);
-    this.name = 'DflockdError';
-    this.kind = kind;
-    this.detail = detail;
-  }
-}
+export { DflockdError };
 
-function describe(detail) {
-  if (detail === undefined || detail === '') return '';
-  if (typeof detail === 'string') return `: ${detail}`;
-  return `: ${detail.cause}${detail.detail ? ` (${detail.detail})` : ''}`;
-}
+// ---- the instance on this thread, shared by every object ----
 
-// ---- the worker, shared by every object ----
+let current; // the Driver, once made; replaced once its instance broke (its objects stay broken)
+let starting; // Promise<Driver> while one is made
 
-let worker;
-let failure; // once the worker died, its objects are gone: every call fails with this
-let nextSeq = 1;
-let nextId = 1;
-const pending = new Map(); // seq -> {resolve, reject}; the worker is ref'ed while not empty
-const lossHandlers = new Map(); // object id -> (loss) => void
-
-function fail(error) {
-  failure ??= error;
-  for (const { reject } of pending.values()) reject(failure);
-  pending.clear();
-}
-
-function request(op, args) {
-  return new Promise((resolve, reject) => {
-    if (failure) throw failure;
-    if (!worker) {
-      // No flags of the application's (`-e`, `--input-type`, loaders...): the worker runs
-      // only the component, and a worker refuses some of them.
-      worker = new Worker(new URL('./worker.mjs', import.meta.url), { execArgv: [] });
-      worker.on('message', onMessage);
-      worker.on('error', (e) => fail(new DflockdError('internal', `component worker failed: ${e.message}`)));
-      worker.on('exit', (code) => fail(new DflockdError('internal', `component worker exited (${code})`)));
-    }
-    if (pending.size === 0) worker.ref();
-    pending.set(nextSeq, { resolve, reject });
-    worker.postMessage({ seq: nextSeq++, op, args });
-  });
-}
-
-function onMessage(msg) {
-  if (msg.lost) {
-    lossHandlers.get(msg.lost.id)?.(msg.lost.loss);
-    return;
-  }
-  const { resolve, reject } = pending.get(msg.seq);
-  pending.delete(msg.seq);
-  if (pending.size === 0) worker.unref();
-  if (msg.error) reject(new DflockdError(msg.error.kind, msg.error.detail));
-  else resolve(msg.value);
+function loop() {
+  if (current && !current.dead) return Promise.resolve(current);
+  starting ??= Driver.start().then(
+    (made) => {
+      starting = undefined;
+      return (current = made);
+    },
+    (e) => {
+      // gen/ missing or broken: said to every caller, and tried again by the next one.
+      starting = undefined;
+      throw new DflockdError('internal', `the component could not be loaded: ${e.message}`);
+    },
+  );
+  return starting;
 }
 
 // ---- options in: checked here, so a typo is not silently a default ----
@@ -162,9 +123,14 @@ function settingsOf(options, names) {
 
 // ---- locks and semaphores ----
 
+const closed = (key) => new DflockdError('invalid-argument', `${key} is closed`);
+
+// The WIT grant as the API's: leaseS a number (a lease is seconds), the fence a BigInt.
+const grantOf = (g) => (g === undefined ? null : { token: g.token, fence: g.fence, leaseS: Number(g.leaseS) });
+
 class Primitive {
-  #id = nextId++;
-  #opened;
+  #opened; // Promise<{driver, object}>: the object in the instance of this thread
+  #live; // the same, once opened: calls skip the await
   #closed = false;
   #losses = 0;
 
@@ -174,24 +140,23 @@ class Primitive {
     const { onLost } = options;
     if (onLost !== undefined) expect('onLost', onLost, 'function');
     this.key = expect('key', key, 'string');
-    lossHandlers.set(this.#id, (loss) => {
+    const lost = (loss) => {
       this.#losses++;
       onLost?.(loss);
-    });
+    };
     // The component validates the key and settings; an error there surfaces at the first call.
-    this.#opened = request('open', { id: this.#id, key, limit, settings });
-    this.#opened.catch(() => this.#forget());
+    this.#opened = loop().then((driver) => (this.#live = { driver, object: driver.open(key, limit, settings, lost) }));
+    this.#opened.catch(() => (this.#closed = true));
   }
 
-  #forget() {
-    this.#closed = true;
-    lossHandlers.delete(this.#id);
-  }
-
-  async #call(op, args) {
-    await this.#opened;
-    if (this.#closed) throw new DflockdError('invalid-argument', `${this.key} is closed`);
-    return request(op, { id: this.#id, ...args });
+  /** Starts `command` (a WIT command) once the object is open; its WIT outcome's value. */
+  #run(command) {
+    const live = this.#live;
+    if (live !== undefined && !this.#closed) return live.driver.command(live.object, command).then((o) => o.val);
+    return this.#opened.then(({ driver, object }) => {
+      if (this.#closed) throw closed(this.key);
+      return driver.command(object, command).then((o) => o.val);
+    });
   }
 
   /** Resolves once the component accepted the key and settings; rejects otherwise. */
@@ -204,16 +169,16 @@ class Primitive {
    * Waits for the grant, up to the acquire timeout. Renewal starts on grant.
    * @returns {Promise<Grant | null>} `null` when the timeout passed (nothing held)
    */
-  acquire() {
-    return this.#call('acquire');
+  async acquire() {
+    return grantOf(await this.#run({ tag: 'acquire' }));
   }
 
   /**
    * Joins the queue without waiting.
    * @returns {Promise<'acquired' | 'queued'>} `acquired`: held now; `queued`: call `wait`
    */
-  enqueue() {
-    return this.#call('enqueue');
+  async enqueue() {
+    return (await this.#run({ tag: 'enqueue' })).tag;
   }
 
   /**
@@ -222,7 +187,8 @@ class Primitive {
    * @returns {Promise<Grant | null>} `null` on timeout
    */
   async wait(timeoutS) {
-    return this.#call('wait', { timeoutS: timeoutS === undefined ? undefined : u64('timeoutS', timeoutS) });
+    const val = timeoutS === undefined ? undefined : u64('timeoutS', timeoutS);
+    return grantOf(await this.#run({ tag: 'wait', val }));
   }
 
   /**
@@ -231,12 +197,14 @@ class Primitive {
    * @returns {Promise<boolean>} `true` when the server confirmed; `false`: nothing was held
    */
   release() {
-    return this.#call('release');
+    return this.#run({ tag: 'release' });
   }
 
   /** @returns {Promise<boolean>} whether a grant is held and not known lost */
-  isHeld() {
-    return this.#call('isHeld');
+  async isHeld() {
+    const { driver, object } = await this.#opened;
+    if (this.#closed) throw closed(this.key);
+    return driver.query(object, (res) => res.isHeld());
   }
 
   /** How many leases this object has lost (each also went to `onLost`). */
@@ -248,16 +216,13 @@ class Primitive {
   async close() {
     if (this.#closed) return;
     this.#closed = true;
+    let opened;
     try {
-      await this.#opened;
+      opened = await this.#opened;
     } catch {
       return; // never opened: nothing to close
     }
-    try {
-      await request('close', { id: this.#id });
-    } finally {
-      lossHandlers.delete(this.#id);
-    }
+    await opened.driver.close(opened.object);
   }
 
   [Symbol.asyncDispose]() {
@@ -325,7 +290,7 @@ export async function withLock(key, options, fn) {
   }
 }
 
-// ---- stateless helpers ----
+// ---- stateless helpers: pure functions of the component, on this thread's instance ----
 
 /**
  * The fence of a 32-hex token: its first 16 hex characters as a big-endian u64.
@@ -333,7 +298,8 @@ export async function withLock(key, options, fn) {
  * @returns {Promise<bigint>}
  */
 export async function fenceFromToken(token) {
-  return request('fenceFromToken', { token: expect('token', token, 'string') });
+  expect('token', token, 'string');
+  return (await loop()).call(({ fencing }) => fencing.fenceFromToken(token));
 }
 
 /**
@@ -343,7 +309,47 @@ export async function fenceFromToken(token) {
  * @returns {Promise<number>}
  */
 export async function shardIndex(key, n) {
-  return request('shardIndex', { key: expect('key', key, 'string'), n: u32('n', n) });
+  expect('key', key, 'string');
+  const count = u32('n', n);
+  return (await loop()).call(({ sharding }) => sharding.shardIndex(key, count));
+}
+
+// ---- stats: the low-level `connection` blocks, so it runs in a worker thread ----
+
+let worker;
+let workerFailure; // once the worker died: every stats call fails with this
+let nextSeq = 1;
+const pending = new Map(); // seq -> {resolve, reject}; the worker is ref'ed while not empty
+
+function failWorker(error) {
+  workerFailure ??= error;
+  for (const { reject } of pending.values()) reject(workerFailure);
+  pending.clear();
+}
+
+function askWorker(args) {
+  return new Promise((resolve, reject) => {
+    if (workerFailure) throw workerFailure;
+    if (!worker) {
+      // No flags of the application's (`-e`, `--input-type`, loaders...): the worker runs
+      // only the component, and a worker refuses some of them.
+      worker = new Worker(new URL('./worker.mjs', import.meta.url), { execArgv: [] });
+      worker.on('message', onWorkerMessage);
+      worker.on('error', (e) => failWorker(new DflockdError('internal', `the stats worker failed: ${e.message}`)));
+      worker.on('exit', (code) => failWorker(new DflockdError('internal', `the stats worker exited (${code})`)));
+    }
+    if (pending.size === 0) worker.ref();
+    pending.set(nextSeq, { resolve, reject });
+    worker.postMessage({ seq: nextSeq++, args });
+  });
+}
+
+function onWorkerMessage(msg) {
+  const { resolve, reject } = pending.get(msg.seq);
+  pending.delete(msg.seq);
+  if (pending.size === 0) worker.unref();
+  if (msg.error) reject(new DflockdError(msg.error.kind, msg.error.detail));
+  else resolve(msg.value);
 }
 
 /**
@@ -354,5 +360,5 @@ export async function shardIndex(key, n) {
 export async function stats(where = {}) {
   const { host = '127.0.0.1', port = 6388 } = known('stats option', where, STATS_OPTIONS);
   const server = { host: expect('host', host, 'string'), port: u16('port', port) };
-  return request('stats', { server, settings: settingsOf(where, STATS_OPTIONS) });
+  return askWorker({ server, settings: settingsOf(where, STATS_OPTIONS) });
 }
