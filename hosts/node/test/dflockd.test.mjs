@@ -1,7 +1,8 @@
-// The wrapper against the test server: options, TLS, connect timeout, auth, process
-// lifetime. `npm test` (node --test). Needs target/release/dflockd-testserver
-// (`cargo xtask setup`; DFLOCKD_TESTSERVER overrides) and gen/ (`node transpile.mjs`):
-// without them every test fails, saying so.
+// The wrapper against the test server: options, TLS, connect timeout, auth, the event-loop
+// driver (many objects, close, renewal, losses, names), process lifetime. `npm test`
+// (node --test). Needs target/release/dflockd-testserver (`cargo xtask setup`;
+// DFLOCKD_TESTSERVER overrides) and gen/ (`node transpile.mjs`): without them every test
+// fails, saying so.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -30,6 +31,8 @@ after(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
 
+const servers = new Map(); // port -> the server's process, for the tests that kill one
+
 /** A test server with `flags`, killed after the tests; resolves to its port. */
 async function server(...flags) {
   const child = spawn(BIN, ['--port', '0', '--dialect', 'v1', ...flags], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -40,7 +43,10 @@ async function server(...flags) {
     child.stderr.on('data', (chunk) => {
       said += chunk; // and keeps reading, so the pipe never fills
       const port = said.match(/msg=listening addr=127\.0\.0\.1:(\d+)/)?.[1];
-      if (port) resolve(Number(port));
+      if (port && !servers.has(Number(port))) {
+        servers.set(Number(port), child);
+        resolve(Number(port));
+      }
     });
     child.once('exit', (code) => reject(new Error(`${BIN} exited (${code}) before listening:\n${said}`)));
   });
@@ -148,6 +154,28 @@ describe('TLS', () => {
     assert.match(e.message, /unknown issuer/);
   });
 
+  test('a plain connection to a TLS server: the component blocks, which fails loudly and typed', async () => {
+    // A KNOWN LIMITATION, pinned here: a plain connection closed before its first reply is
+    // probed for TLS by the component with a blocking connect (transport.rs,
+    // explain_early_close), even under `start`. On the event loop that wait is refused: the
+    // instance traps, every call on it fails `internal`, its held leases are reported lost and
+    // its connections closed; the next object gets a fresh instance. The blocking host says
+    // `tls` ("the server speaks TLS") instead.
+    const plainPort = await server();
+    const losses = [];
+    const held = lock('would-block-held', plainPort, { onLost: (loss) => losses.push(loss) });
+    assert.ok(await held.acquire());
+    const e = await failure(lock('would-block', port).acquire());
+    assert.equal(e.kind, 'internal');
+    assert.match(e.message, /would block the event loop/);
+    assert.equal((await failure(held.release())).kind, 'internal');
+    await new Promise((resolve) => setImmediate(resolve)); // loss reports come in a microtask
+    assert.deepEqual(losses.map((l) => [l.key, l.cause]), [['would-block-held', 'connection-lost']]);
+    const fresh = lock('would-block-held', plainPort, { acquireTimeoutS: 5 });
+    assert.ok(await fresh.acquire(), 'the broken instance still held the lease');
+    assert.equal(await fresh.release(), true);
+  });
+
   test('a name the certificate does not carry: tls error', async () => {
     const e = await failure(lock('tls-wrong-name', port, { tls: { caPem, serverName: 'elsewhere.example' } }).acquire());
     assert.equal(e.kind, 'tls');
@@ -179,6 +207,112 @@ describe('connect timeout and auth', () => {
     const l = lock('auth', port, { authToken: 'the-right-secret' });
     assert.ok(await l.acquire());
     assert.equal(await l.release(), true);
+  });
+});
+
+describe('on the event loop', () => {
+  let port;
+  before(async () => {
+    port = await server();
+  });
+
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  test('many objects of one instance at once: all granted; one key in FIFO order', async () => {
+    const many = Array.from({ length: 20 }, (_, i) => lock(`many-${i}`, port));
+    const grants = await Promise.all(many.map((l) => l.acquire()));
+    assert.ok(grants.every((g) => g !== null));
+    assert.deepEqual(await Promise.all(many.map((l) => l.release())), many.map(() => true));
+    const [first, second] = [lock('fifo', port), lock('fifo', port, { acquireTimeoutS: 5 })];
+    assert.ok(await first.acquire());
+    const order = [];
+    const waiting = second.acquire().then((g) => order.push(g ? 'second granted' : 'second timed out'));
+    await sleep(100);
+    order.push('first releases');
+    assert.equal(await first.release(), true);
+    await waiting;
+    assert.deepEqual(order, ['first releases', 'second granted']);
+    assert.equal(await second.release(), true);
+  });
+
+  test('close() of a held lock releases it at the server', async () => {
+    const holder = lock('close-held', port);
+    assert.ok(await holder.acquire());
+    await holder.close();
+    const next = lock('close-held', port, { acquireTimeoutS: 0 }); // a try-lock
+    assert.ok(await next.acquire(), 'still held after close()');
+    await next.release();
+  });
+
+  test('close() during a call waits for it, then releases', async () => {
+    const holder = lock('close-pending', port);
+    assert.ok(await holder.acquire());
+    const waiter = lock('close-pending', port, { acquireTimeoutS: 5 });
+    const granted = waiter.acquire();
+    await sleep(50);
+    const closed = waiter.close();
+    await holder.release();
+    assert.ok(await granted);
+    await closed;
+    const next = lock('close-pending', port, { acquireTimeoutS: 0 });
+    assert.ok(await next.acquire(), 'still held after close()');
+    await next.release();
+  });
+
+  test('a lease renews while nothing else happens', async () => {
+    const l = lock('renews', port, { leaseTtlS: 1 });
+    assert.ok(await l.acquire());
+    await sleep(2500); // past two leases of 1 s: only the driver's timer renewed it
+    assert.equal(await l.isHeld(), true);
+    assert.equal(await l.release(), true);
+  });
+
+  test('each lost lease reaches its own object once', async () => {
+    const doomed = await server(); // killed below
+    const losses = { a: [], b: [] };
+    const options = (who) => ({ leaseTtlS: 2, onLost: (loss) => losses[who].push(loss) });
+    const [a, b] = [lock('lost-a', doomed, options('a')), lock('lost-b', doomed, options('b'))];
+    const [ga, gb] = [await a.acquire(), await b.acquire()];
+    servers.get(doomed).kill('SIGKILL');
+    for (let i = 0; i < 100 && losses.a.length + losses.b.length < 2; i++) await sleep(50);
+    await sleep(100); // time for a second report, if there were one
+    assert.deepEqual(losses.a.map((l) => [l.key, l.fence, l.cause]), [['lost-a', ga.fence, 'connection-lost']]);
+    assert.deepEqual(losses.b.map((l) => [l.key, l.fence, l.cause]), [['lost-b', gb.fence, 'connection-lost']]);
+    assert.equal(a.losses, 1);
+    assert.equal(await a.isHeld(), false);
+  });
+
+  test('names resolve through dns.lookup, each address tried in turn', async () => {
+    // Where localhost is ::1 first (nothing listens there), 127.0.0.1 is tried next.
+    const byName = new api.Lock('by-name', { servers: [['localhost', port]] });
+    cleanups.push(() => byName.close().catch(() => {}));
+    assert.ok(await byName.acquire());
+    assert.equal(await byName.release(), true);
+    const e = await failure(new api.Lock('k', { servers: [['no-such-host.invalid', port]] }).acquire());
+    assert.equal(e.kind, 'connection');
+    assert.match(e.message, /resolving/);
+  });
+
+  test('stats (in its worker) and the pure functions answer', async () => {
+    const held = lock('stats-held', port);
+    assert.ok(await held.acquire());
+    const st = await api.stats({ port });
+    assert.ok(st.locks.some((l) => l.key === 'stats-held'));
+    await held.release();
+    assert.equal(await api.fenceFromToken('0000000000000001abcdefabcdefabcd'), 1n);
+    assert.equal(typeof (await api.shardIndex('k', 3)), 'number');
+  });
+});
+
+describe('the event-loop WASI refuses to block', () => {
+  test('poll with nothing ready and pollable.block throw at once', async () => {
+    const { poll, TimerPollable } = await import('../wasi-io.mjs');
+    const later = new TimerPollable(process.hrtime.bigint() + 60_000_000_000n);
+    assert.throws(() => poll([later]), /poll \(nothing ready\) would block the event loop/);
+    assert.throws(() => later.block(), /pollable\.block would block the event loop/);
+    const now = new TimerPollable(0n);
+    assert.deepEqual([...poll([later, now])], [1]);
+    now.block(); // ready: returns
   });
 });
 
