@@ -1,5 +1,5 @@
-// The Node host's side of the cross-client tests, through the wrapper; one caller (the
-// wrapper's one worker thread serves its calls one at a time anyway). Times are on
+// The Node host's side of the cross-client tests, through the wrapper; one caller, taking
+// the keys in turn (interop.rs runs one of this process). Times are on
 // CLOCK_MONOTONIC (process.hrtime.bigint()), the clock the other sides read.
 //
 //   node contend.mjs contend --server HOST:PORT --keys a,b,c --rounds N

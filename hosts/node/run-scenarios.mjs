@@ -84,7 +84,7 @@ async function runScenario(scenario) {
     release: (step) => check(step, () => objectOf(step.id).obj.release()),
     held: (step) => check(step, () => objectOf(step.id).obj.isHeld()),
     async hold(step) {
-      await sleep(step.seconds * 1000); // renewals happen in the worker meanwhile
+      await sleep(step.seconds * 1000); // the driver renews from the event loop meanwhile
       if (!(await objectOf(step.id).obj.isHeld())) throw new Mismatch(`not held after ${step.seconds} s`);
     },
     kill(step) {
