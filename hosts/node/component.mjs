@@ -48,7 +48,10 @@ export async function shimImports() {
     'wasi:cli/terminal-stdout': cli.terminalStdout,
     'wasi:cli/terminal-stderr': cli.terminalStderr,
     'wasi:clocks/monotonic-clock': clocks.monotonicClock,
-    'wasi:clocks/wall-clock': clocks.wallClock,
+    // Not the shim's own object: its `now` carries a core-level binding (which the hybrid
+    // bindings would call, transpile.mjs) that writes the datetime at the wrong offsets
+    // (0.26.1), and rustls then finds every certificate expired.
+    'wasi:clocks/wall-clock': { now: () => clocks.wallClock.now() },
     'wasi:io/error': io.error,
     'wasi:io/poll': io.poll,
     'wasi:io/streams': io.streams,

@@ -242,6 +242,15 @@ function stdioSink(stream) {
   };
 }
 
+/**
+ * wasi:clocks/monotonic-clock `now`, with the core-level binding that jco's hybrid import
+ * bindings call directly (transpile.mjs): `() -> u64` needs no lowering at all.
+ */
+function now() {
+  return hrtime.bigint();
+}
+now[Symbol.for('cabiLower')] = () => hrtime.bigint;
+
 /** The wasi:io, wasi:clocks/monotonic-clock and wasi:cli std-stream imports, by WIT name. */
 export function ioImports() {
   const stdin = new InputStream(noInput);
@@ -252,7 +261,7 @@ export function ioImports() {
     'wasi:io/streams': { InputStream, OutputStream },
     'wasi:io/error': { Error: IoError },
     'wasi:clocks/monotonic-clock': {
-      now: () => hrtime.bigint(),
+      now,
       resolution: () => 1n,
       subscribeInstant: (at) => new TimerPollable(at),
       subscribeDuration: (ns) => new TimerPollable(hrtime.bigint() + ns),
