@@ -8,7 +8,8 @@
 //
 // world.wit's rule: every pollable from `driver.pollables` is dropped before the next call
 // into the instance. So every call goes through #enter, which disarms first, and the wait
-// is armed again (one `pollables` call) after the calls of this tick.
+// is armed again (one `pollables` call) after the calls of this tick, or after a turn once
+// the application has reacted to it.
 //
 // Lifetime: sockets and timers are unref'd (wasi-*.mjs); one ref'd interval keeps the
 // process alive while any call is in flight, and only then.
@@ -31,6 +32,7 @@ export class Driver {
   #tickets = new Map(); // ticket -> its object
   #armed = null; // the pollables waited on; null while calls may come (none is live)
   #armQueued = false;
+  #armLaterQueued = false;
   #turning = false;
   #pending = 0; // calls in flight
   #keepAlive = setInterval(() => {}, 2 ** 31 - 1);
@@ -171,6 +173,23 @@ export class Driver {
     });
   }
 
+  /**
+   * After a turn: once the application's reactions to it have run (setImmediate comes after
+   * every promise job), so that a call started in reaction (a release after an acquire)
+   * arms once, not twice. A wait armed meanwhile is kept.
+   */
+  #armLater() {
+    if (this.#armLaterQueued) return;
+    this.#armLaterQueued = true;
+    // Ref'd: libuv runs an unref'd immediate only after the next event (the poll phase
+    // does not return for it), which may be long after a renewal was due. A ref'd one costs
+    // an idle process one more round of the loop.
+    setImmediate(() => {
+      this.#armLaterQueued = false;
+      if (this.#armed === null && !this.#turning && !this.#dead) this.#arm();
+    });
+  }
+
   #arm() {
     let pollables;
     try {
@@ -181,8 +200,8 @@ export class Driver {
     this.#armed = pollables; // empty: nothing started, nothing held
     if (pollables.some((p) => p.ready())) {
       // On a later round of the loop, not in a microtask: a pollable that stayed ready
-      // would otherwise starve the I/O.
-      setImmediate(this.#wake).unref();
+      // would otherwise starve the I/O. Ref'd, as in #armLater.
+      setImmediate(this.#wake);
       return;
     }
     for (const pollable of pollables) pollable[WATCH](this.#wake);
@@ -206,7 +225,7 @@ export class Driver {
     } finally {
       this.#turning = false;
     }
-    if (!this.#dead && this.#armed === null) this.#arm();
+    if (!this.#dead && this.#armed === null) this.#armLater();
   }
 
   #done({ ticket, outcome }) {
