@@ -176,8 +176,8 @@ fn component_sections(addr: std::net::SocketAddr) -> Vec<Section> {
 #[test]
 fn five_kinds_of_client_exclude_each_other_on_shared_keys() {
     let server = dflockd(&[]);
-    // Each other client and how many workers it runs (the Node wrapper
-    // serves its calls one at a time in one worker thread).
+    // Each other client and how many workers it runs (the Node side,
+    // contend.mjs, is one caller).
     let others = [
         ("python", python_client(), WORKERS),
         ("python host", python_host(), WORKERS),
