@@ -6,7 +6,7 @@ use super::api::connection::{GuestConnection, Stats};
 use super::api::types::{Enqueued, Error, Grant, Server, Setting};
 use super::dial::{self, Dial};
 use super::transport::Conn;
-use super::{clock, convert};
+use super::{clock, convert, probe};
 use crate::protocol::reply::{decode_enqueue, decode_grant, decode_ok, decode_renew, ErrorContext};
 use crate::protocol::{self as p, Kind, Request, Space};
 use crate::settings::REPLY_GRACE_MS;
@@ -23,7 +23,10 @@ impl Connection {
         decode: impl FnOnce(&str) -> Result<T, p::Error>,
     ) -> Result<T, Error> {
         let mut conn = self.0.borrow_mut();
-        let line = conn.round_trip(&request, clock::after_s(server_wait_s, REPLY_GRACE_MS))?;
+        let deadline = clock::after_s(server_wait_s, REPLY_GRACE_MS);
+        let line = conn
+            .round_trip(&request, deadline)
+            .map_err(|e| probe::explain_blocking(&conn, e, deadline))?;
         Ok(decode(&line).map_err(|e| conn.fail_if(e))?)
     }
 }

@@ -15,6 +15,7 @@ use wasip2::sockets::tcp::TcpSocket;
 use wasip2::sockets::{instance_network, ip_name_lookup};
 
 use super::clock;
+use super::probe::Probe;
 use super::transport::{net_error, start_connect, Conn, Open};
 use crate::protocol::reply::{decode_ok, ErrorContext};
 use crate::protocol::{Error, Request};
@@ -68,6 +69,8 @@ enum Stage {
     Handshaking(Conn),
     /// The auth request is sent; its reply is awaited.
     Authenticating(Conn),
+    /// The server closed before answering it: is it a TLS server?
+    Probing(Probe),
     /// Over: [`Connecting::step`] returned the outcome.
     Done,
 }
@@ -117,6 +120,7 @@ impl Connecting {
                 out.extend(conn.readable());
                 out.extend(conn.writable());
             }
+            Stage::Probing(probe) => probe.wakeups(out),
             Stage::Done => {}
         }
     }
@@ -126,7 +130,7 @@ impl Connecting {
     pub fn step(&mut self, now: Instant) -> Option<Result<Conn, Error>> {
         loop {
             let stage = std::mem::replace(&mut self.stage, Stage::Done);
-            let next = match self.advance(stage) {
+            let next = match self.advance(stage, now) {
                 Ok(next) => next,
                 Err(e) => return Some(Err(e)),
             };
@@ -142,7 +146,7 @@ impl Connecting {
     }
 
     /// One step of one stage.
-    fn advance(&mut self, stage: Stage) -> Result<Progress, Error> {
+    fn advance(&mut self, stage: Stage, now: Instant) -> Result<Progress, Error> {
         match stage {
             Stage::Done => Err(self.last.clone()),
             Stage::Resolving(stream) => {
@@ -208,7 +212,14 @@ impl Connecting {
                     conn.flush()?;
                     Ok(Progress::Waits(Stage::Authenticating(conn)))
                 }
-                Err(e) => Err(conn.explain_early_close(e, self.deadline)),
+                Err(e) => match Probe::of(&conn, &e, self.deadline) {
+                    Some(probe) => Ok(Progress::Moved(Stage::Probing(probe))),
+                    None => Err(e),
+                },
+            },
+            Stage::Probing(mut probe) => match probe.step(now) {
+                Some(explained) => Err(explained),
+                None => Ok(Progress::Waits(Stage::Probing(probe))),
             },
         }
     }
@@ -245,6 +256,8 @@ impl Connecting {
         match std::mem::replace(&mut self.stage, Stage::Done) {
             Stage::Handshaking(mut conn) => conn.fail(handshake_error(Error::Timeout)),
             Stage::Authenticating(mut conn) => conn.fail(Error::Timeout),
+            // Its own deadline is no later: it has decided by now.
+            Stage::Probing(mut probe) => probe.step(clock::NEVER).unwrap_or(Error::Timeout),
             _ => Error::Timeout,
         }
     }

@@ -17,6 +17,7 @@ use wasip2::io::poll::Pollable;
 
 use super::clock;
 use super::dial::{Connecting, Dial};
+use super::probe::Probe;
 use super::reactor::{self, Background};
 use super::transport::Conn;
 use crate::counters::Counters;
@@ -122,6 +123,9 @@ pub struct KeyClient {
     conn: Option<Conn>,
     /// The connection being opened, while the session waits for it.
     connecting: Option<Connecting>,
+    /// Why the connection closed before its first reply, being found out
+    /// (see `probe`) while the session still waits for that reply.
+    probing: Option<Probe>,
     /// The ticket of the command started without waiting, until it ends.
     ticket: Option<u64>,
     /// When the last reply line arrived (see [`IDLE_CHECK_AFTER_NS`]).
@@ -141,6 +145,7 @@ impl KeyClient {
             dial,
             conn: None,
             connecting: None,
+            probing: None,
             ticket: None,
             last_reply: None,
             counted: Counters::ZERO,
@@ -239,10 +244,11 @@ impl KeyClient {
     /// One non-blocking pass: take the connection being opened a step
     /// further, write what is queued, read what arrived, handle time; then
     /// do what the session asks. With `explain_until`, a plain connection
-    /// closed before its first reply is probed for TLS (blocking, up to
-    /// then) to say why.
+    /// closed before its first reply is probed for TLS (without waiting,
+    /// until then at the latest) to say why.
     fn pass(&mut self, now: Instant, explain_until: Option<Instant>) {
         self.step_connecting(now);
+        self.step_probing(now);
         if let Some(conn) = self.conn.as_mut() {
             // One read per pass: a second would come back empty (a host
             // call per reply); lines that came together are all handled.
@@ -264,17 +270,29 @@ impl KeyClient {
                         self.session.handle_line(now, &line);
                     }
                 }
-                Err(e) => {
-                    let e = match explain_until {
-                        Some(deadline) => conn.explain_early_close(e, deadline),
-                        None => e,
-                    };
-                    self.session.handle_disconnected(now, e);
-                }
+                Err(e) => match explain_until.and_then(|until| Probe::of(conn, &e, until)) {
+                    Some(probe) => {
+                        // The session hears of the close once the probe
+                        // says why; the dead connection goes now.
+                        self.conn = None;
+                        self.probing = Some(probe);
+                        self.step_probing(now);
+                    }
+                    None => self.session.handle_disconnected(now, e),
+                },
             }
         }
         self.session.handle_timeout(now);
         self.carry_out();
+    }
+
+    /// Takes a probe as far as it goes without waiting; once it has
+    /// decided, the session hears of the close, explained.
+    fn step_probing(&mut self, now: Instant) {
+        if let Some(explained) = self.probing.as_mut().and_then(|probe| probe.step(now)) {
+            self.probing = None;
+            self.session.handle_disconnected(now, explained);
+        }
     }
 
     /// Takes the connection being opened as far as it goes without waiting.
@@ -303,6 +321,7 @@ impl KeyClient {
             match action {
                 Action::Connect => {
                     self.conn = None;
+                    self.probing = None;
                     let now = clock::now();
                     self.connecting = Some(Connecting::start(&self.dial, now));
                     self.step_connecting(now);
@@ -318,6 +337,7 @@ impl KeyClient {
                 }
                 Action::Disconnect => {
                     self.connecting = None;
+                    self.probing = None;
                     self.conn = None;
                 }
             }
@@ -328,7 +348,11 @@ impl KeyClient {
     /// the connect timeout while a connection is being opened.
     fn deadline(&self) -> Option<Instant> {
         let opening = self.connecting.as_ref().map(Connecting::deadline);
-        reactor::sooner(self.session.poll_timeout(), opening)
+        let probing = self.probing.as_ref().map(Probe::deadline);
+        reactor::sooner(
+            reactor::sooner(self.session.poll_timeout(), opening),
+            probing,
+        )
     }
 
     /// Hands the outcome of a started command and the losses to the
@@ -379,6 +403,9 @@ impl Background for KeyClient {
         if let Some(connecting) = self.connecting.as_ref() {
             connecting.wakeups(out);
         }
+        if let Some(probe) = self.probing.as_ref() {
+            probe.wakeups(out);
+        }
         let Some(conn) = self.conn.as_ref() else {
             return;
         };
@@ -400,6 +427,7 @@ impl Background for KeyClient {
     fn awaits_io(&self) -> bool {
         self.session.awaits_reply()
             || self.connecting.is_some()
+            || self.probing.is_some()
             || self.conn.as_ref().is_some_and(Conn::has_queued)
     }
 

@@ -3,7 +3,7 @@
 //! pure core. Nothing here may panic: a trap poisons the instance.
 //!
 //! Imports run one way: `resources`/`connection` → `key_client` → `dial` →
-//! `transport` → `reactor` → `clock`; the reactor knows the key clients only as its
+//! `probe` → `transport` → `reactor` → `clock`; the reactor knows the key clients only as its
 //! `Background` trait.
 
 mod clock;
@@ -11,6 +11,7 @@ mod connection;
 mod convert;
 mod dial;
 mod key_client;
+mod probe;
 mod reactor;
 mod resources;
 mod transport;

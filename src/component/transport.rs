@@ -20,9 +20,8 @@ use wasip2::sockets::{instance_network, tcp_create_socket};
 
 use super::clock;
 use crate::protocol::{Error, LineReader, Request, MAX_REPLY};
-use crate::settings::{TlsOptions, Trust};
 use crate::time::Instant;
-use crate::tls::{Incoming, TlsSession, TlsSettings};
+use crate::tls::{Incoming, TlsSession};
 
 /// The open streams, and the TLS session over them. Field order is drop
 /// order: streams before their socket.
@@ -42,7 +41,7 @@ pub struct Conn {
     out: Vec<u8>,
     /// Whether a whole reply line has arrived yet (to explain an early close).
     replied: bool,
-    /// The address connected to, for [`Conn::explain_early_close`].
+    /// The address connected to, for [`Conn::closed_before_reply`].
     peer: (IpAddr, u16),
 }
 
@@ -260,7 +259,7 @@ impl Conn {
             match self.poll_line() {
                 Ok(Some(line)) => return Ok(line),
                 Ok(None) => {}
-                Err(e) => return Err(self.explain_early_close(e, deadline)),
+                Err(e) => return Err(e),
             }
             if clock::now() >= deadline {
                 return Err(self.fail(Error::Timeout));
@@ -272,34 +271,13 @@ impl Conn {
 }
 
 impl Conn {
-    /// A plain connection the server closed before its first reply: a TLS
-    /// server does that (it closes without a word when the first bytes are
-    /// no TLS record), and so does one at its `--max-connections`. To tell
-    /// them apart, one more connection offers a TLS ClientHello: a TLS
-    /// record back means the server speaks TLS, which is then the error.
-    pub fn explain_early_close(&mut self, error: Error, deadline: Instant) -> Error {
+    /// The peer to probe for TLS when `error` is a plain connection closing
+    /// before its first reply line (see `probe`); `None` for anything else.
+    pub fn closed_before_reply(&self, error: &Error) -> Option<(IpAddr, u16)> {
         let plain = self.open.as_ref().map_or(true, |open| open.tls.is_none());
-        if self.replied || !plain || !matches!(error, Error::Connection(_)) {
-            return error;
-        }
-        let probe_until = deadline.min(clock::after_ms(TLS_PROBE_MS));
-        if speaks_tls(self.peer, probe_until) {
-            return self.fail(Error::Tls(
-                "the server speaks TLS: set tls in the connect options".into(),
-            ));
-        }
-        let Error::Connection(why) = error else {
-            return error;
-        };
-        Error::Connection(format!(
-            "the server closed the connection before its first reply ({why}); it does not \
-             speak TLS either: is it at its --max-connections?"
-        ))
+        (plain && !self.replied && matches!(error, Error::Connection(_))).then_some(self.peer)
     }
 }
-
-/// How long the TLS probe of [`Conn::explain_early_close`] may take.
-const TLS_PROBE_MS: u64 = 2_000;
 
 /// The first read of a burst asks for little: wasmtime-wasi zeroes a host
 /// buffer of the size asked on every read (a 64 KiB memset per read was 8 %
@@ -308,42 +286,9 @@ const FIRST_READ: u64 = 4 * 1024;
 /// A read that filled [`FIRST_READ`] is followed by bigger ones (stats, TLS).
 const BULK_READ: u64 = 64 * 1024;
 
-/// Whether the server at `peer` answers a ClientHello with a TLS record.
-fn speaks_tls(peer: (IpAddr, u16), deadline: Instant) -> bool {
-    let Ok(open) = open_blocking(peer, deadline) else {
-        return false;
-    };
-    let hello = TlsSettings::new(TlsOptions {
-        trust: Trust::MozillaRoots,
-        server_name: None,
-        client_cert: None,
-    })
-    .and_then(|settings| settings.session("probe.invalid"))
-    .map(|mut session| session.take_outgoing());
-    let Ok(hello) = hello else { return false };
-    if write_all(&open.output, &hello, deadline).is_err() {
-        return false;
-    }
-    let mut head = Vec::new();
-    while head.len() < 2 {
-        match open.input.read(2) {
-            Ok(bytes) if bytes.is_empty() => {
-                if clock::now() >= deadline {
-                    return false;
-                }
-                super::reactor::wait(&[&open.input.subscribe()], deadline);
-            }
-            Ok(bytes) => head.extend_from_slice(&bytes),
-            Err(_) => return false,
-        }
-    }
-    // A TLS record header: handshake (22) or alert (21), version 3.x.
-    matches!(head[..2], [21 | 22, 3])
-}
-
 /// Writes from the front of `queue` what the socket takes now, never
 /// waiting; what it took leaves the queue.
-fn write_some(output: &OutputStream, queue: &mut Vec<u8>) -> Result<(), Error> {
+pub(super) fn write_some(output: &OutputStream, queue: &mut Vec<u8>) -> Result<(), Error> {
     let mut written = 0;
     while written < queue.len() {
         let permit = output.check_write().map_err(stream_error)?;
@@ -363,65 +308,10 @@ fn write_some(output: &OutputStream, queue: &mut Vec<u8>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Writes all of `bytes`, waiting (running the reactor) for buffer space
-/// until `deadline`.
-fn write_all(output: &OutputStream, mut bytes: &[u8], deadline: Instant) -> Result<(), Error> {
-    if bytes.is_empty() {
-        return Ok(());
-    }
-    while !bytes.is_empty() {
-        let permit = output.check_write().map_err(stream_error)?;
-        if permit == 0 {
-            wait_for(&output.subscribe(), deadline)?;
-            continue;
-        }
-        let n = bytes
-            .len()
-            .min(usize::try_from(permit).unwrap_or(usize::MAX));
-        output.write(&bytes[..n]).map_err(stream_error)?;
-        bytes = &bytes[n..];
-    }
-    output.flush().map_err(stream_error)
-}
-
 fn stream_error(e: StreamError) -> Error {
     match e {
         StreamError::Closed => Error::Connection("the server closed the connection".into()),
         StreamError::LastOperationFailed(e) => Error::Connection(e.to_debug_string()),
-    }
-}
-
-/// Waits (running the reactor) for one pollable or the deadline; `Timeout` after it.
-fn wait_for(pollable: &Pollable, deadline: Instant) -> Result<(), Error> {
-    super::reactor::wait(&[pollable], deadline);
-    if !pollable.ready() && clock::now() >= deadline {
-        return Err(Error::Timeout);
-    }
-    Ok(())
-}
-
-/// Opens a plain TCP connection to `peer`, blocking under the reactor
-/// until `deadline` (for the TLS probe of [`Conn::explain_early_close`]).
-pub fn open_blocking(peer: (IpAddr, u16), deadline: Instant) -> Result<Open, Error> {
-    let socket = start_connect(peer.0, peer.1)?;
-    loop {
-        match socket.finish_connect() {
-            Ok((input, output)) => {
-                return Ok(Open {
-                    tls: None,
-                    input,
-                    output,
-                    _socket: socket,
-                })
-            }
-            Err(ErrorCode::WouldBlock) => {
-                if clock::now() >= deadline {
-                    return Err(Error::Timeout);
-                }
-                super::reactor::wait(&[&socket.subscribe()], deadline);
-            }
-            Err(e) => return Err(net_error("connecting", e)),
-        }
     }
 }
 
