@@ -316,8 +316,10 @@ fn hosts_section(md: &mut String, r: &Results) {
         md,
         "Acquire+release of one key at 1 worker, the same `dflockd_component.wasm` in each \
          host, against the same server in the same run. Node runs jco 1.35.0's transpilation \
-         on V8 (`node-jco`: the wrapper, each call a message to the worker that holds the \
-         instance; `node-jco-raw`: the bindings called inside that worker); Python runs \
+         on V8 (`node-jco`: the wrapper, the component on the application's thread with \
+         WASI sockets of its own on the event loop, each call started without waiting; \
+         `node-jco-raw`: the blocking exports with jco's preview2-shim, whose sockets are \
+         a synchronous round trip to its I/O thread per WASI call); Python runs \
          wasmtime-py 47.0.1 (`python-wasmtime`: the wrapper).\n"
     );
     let _ = writeln!(md, "| host | ops/s, 1 worker |\n|---|---|");
