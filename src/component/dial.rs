@@ -16,6 +16,7 @@ use wasip2::sockets::{instance_network, ip_name_lookup};
 
 use super::clock;
 use super::probe::Probe;
+use super::reactor::Steps;
 use super::transport::{net_error, start_connect, Conn, Open};
 use crate::protocol::reply::{decode_ok, ErrorContext};
 use crate::protocol::{Error, Request};
@@ -104,45 +105,6 @@ impl Connecting {
             Stage::Done
         });
         connecting
-    }
-
-    /// When the whole opening times out.
-    pub fn deadline(&self) -> Instant {
-        self.deadline
-    }
-
-    /// The pollables of what the current stage waits on.
-    pub fn wakeups(&self, out: &mut Vec<Pollable>) {
-        match &self.stage {
-            Stage::Resolving(stream) => out.push(stream.subscribe()),
-            Stage::Connecting { socket, .. } => out.push(socket.subscribe()),
-            Stage::Handshaking(conn) | Stage::Authenticating(conn) => {
-                out.extend(conn.readable());
-                out.extend(conn.writable());
-            }
-            Stage::Probing(probe) => probe.wakeups(out),
-            Stage::Done => {}
-        }
-    }
-
-    /// Goes as far as it can without waiting: `Some` with the open
-    /// connection or the error once over, `None` while it must wait.
-    pub fn step(&mut self, now: Instant) -> Option<Result<Conn, Error>> {
-        loop {
-            let stage = std::mem::replace(&mut self.stage, Stage::Done);
-            let next = match self.advance(stage, now) {
-                Ok(next) => next,
-                Err(e) => return Some(Err(e)),
-            };
-            match next {
-                Progress::Open(conn) => return Some(Ok(conn)),
-                Progress::Moved(stage) => self.stage = stage,
-                Progress::Waits(stage) => {
-                    self.stage = stage;
-                    return (now >= self.deadline).then(|| Err(self.time_out()));
-                }
-            }
-        }
     }
 
     /// One step of one stage.
@@ -263,19 +225,53 @@ impl Connecting {
     }
 }
 
+impl Steps for Connecting {
+    type Output = Result<Conn, Error>;
+
+    /// When the whole opening times out.
+    fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// The pollables of what the current stage waits on.
+    fn wakeups(&self, out: &mut Vec<Pollable>) {
+        match &self.stage {
+            Stage::Resolving(stream) => out.push(stream.subscribe()),
+            Stage::Connecting { socket, .. } => out.push(socket.subscribe()),
+            Stage::Handshaking(conn) | Stage::Authenticating(conn) => {
+                out.extend(conn.readable());
+                out.extend(conn.writable());
+            }
+            Stage::Probing(probe) => probe.wakeups(out),
+            Stage::Done => {}
+        }
+    }
+
+    /// Goes as far as it can without waiting: `Some` with the open
+    /// connection or the error once over, `None` while it must wait.
+    fn step(&mut self, now: Instant) -> Option<Result<Conn, Error>> {
+        loop {
+            let stage = std::mem::replace(&mut self.stage, Stage::Done);
+            let next = match self.advance(stage, now) {
+                Ok(next) => next,
+                Err(e) => return Some(Err(e)),
+            };
+            match next {
+                Progress::Open(conn) => return Some(Ok(conn)),
+                Progress::Moved(stage) => self.stage = stage,
+                Progress::Waits(stage) => {
+                    self.stage = stage;
+                    return (now >= self.deadline).then(|| Err(self.time_out()));
+                }
+            }
+        }
+    }
+}
+
 /// Opens a connection for `dial`: [`Connecting`] run to its end, waiting
 /// under the reactor between steps (the blocking calls' way).
 pub fn connect(dial: &Dial) -> Result<Conn, Error> {
-    let mut connecting = Connecting::start(dial, clock::now());
-    loop {
-        if let Some(done) = connecting.step(clock::now()) {
-            return done;
-        }
-        let mut own = Vec::new();
-        connecting.wakeups(&mut own);
-        let own: Vec<&Pollable> = own.iter().collect();
-        super::reactor::wait(&own, connecting.deadline());
-    }
+    super::reactor::run_to_end(&mut Connecting::start(dial, clock::now()))
 }
 
 /// What one step did.

@@ -17,6 +17,7 @@ use wasip2::sockets::network::ErrorCode;
 use wasip2::sockets::tcp::TcpSocket;
 
 use super::clock;
+use super::reactor::Steps;
 use super::transport::{start_connect, write_some, Conn, Open};
 use crate::protocol::Error;
 use crate::settings::{TlsOptions, Trust};
@@ -69,41 +70,6 @@ impl Probe {
             stage,
             deadline: until.min(clock::after_ms(PROBE_MS)),
             why,
-        }
-    }
-
-    /// When it gives up at the latest.
-    pub fn deadline(&self) -> Instant {
-        self.deadline
-    }
-
-    /// The pollables of what it waits on.
-    pub fn wakeups(&self, out: &mut Vec<Pollable>) {
-        match &self.stage {
-            Stage::Connecting(socket) => out.push(socket.subscribe()),
-            Stage::Reading { hello, open, .. } => {
-                out.push(open.input.subscribe());
-                if !hello.is_empty() {
-                    out.push(open.output.subscribe());
-                }
-            }
-            Stage::Done => {}
-        }
-    }
-
-    /// Goes as far as it can without waiting: `Some` with the explained
-    /// error once decided, `None` while it must wait.
-    pub fn step(&mut self, now: Instant) -> Option<Error> {
-        loop {
-            let stage = std::mem::replace(&mut self.stage, Stage::Done);
-            match self.advance(stage) {
-                Step::Decided(speaks_tls) => return Some(self.explain(speaks_tls)),
-                Step::Moved(stage) => self.stage = stage,
-                Step::Waits(stage) => {
-                    self.stage = stage;
-                    return (now >= self.deadline).then(|| self.explain(false));
-                }
-            }
         }
     }
 
@@ -166,6 +132,45 @@ impl Probe {
     }
 }
 
+impl Steps for Probe {
+    type Output = Error;
+
+    /// When it gives up at the latest.
+    fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// The pollables of what it waits on.
+    fn wakeups(&self, out: &mut Vec<Pollable>) {
+        match &self.stage {
+            Stage::Connecting(socket) => out.push(socket.subscribe()),
+            Stage::Reading { hello, open, .. } => {
+                out.push(open.input.subscribe());
+                if !hello.is_empty() {
+                    out.push(open.output.subscribe());
+                }
+            }
+            Stage::Done => {}
+        }
+    }
+
+    /// Goes as far as it can without waiting: `Some` with the explained
+    /// error once decided, `None` while it must wait.
+    fn step(&mut self, now: Instant) -> Option<Error> {
+        loop {
+            let stage = std::mem::replace(&mut self.stage, Stage::Done);
+            match self.advance(stage) {
+                Step::Decided(speaks_tls) => return Some(self.explain(speaks_tls)),
+                Step::Moved(stage) => self.stage = stage,
+                Step::Waits(stage) => {
+                    self.stage = stage;
+                    return (now >= self.deadline).then(|| self.explain(false));
+                }
+            }
+        }
+    }
+}
+
 /// What one step did.
 enum Step {
     Decided(bool),
@@ -187,16 +192,8 @@ fn client_hello() -> Option<Vec<u8>> {
 /// `error` of `conn`, explained by a probe run to its end under the
 /// reactor, until `deadline` at the latest (the blocking calls' way).
 pub fn explain_blocking(conn: &Conn, error: Error, deadline: Instant) -> Error {
-    let Some(mut probe) = Probe::of(conn, &error, deadline) else {
-        return error;
-    };
-    loop {
-        if let Some(explained) = probe.step(clock::now()) {
-            return explained;
-        }
-        let mut own = Vec::new();
-        probe.wakeups(&mut own);
-        let own: Vec<&Pollable> = own.iter().collect();
-        super::reactor::wait(&own, probe.deadline());
+    match Probe::of(conn, &error, deadline) {
+        Some(mut probe) => super::reactor::run_to_end(&mut probe),
+        None => error,
     }
 }

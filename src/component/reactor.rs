@@ -320,3 +320,30 @@ pub fn wait(own: &[&Pollable], deadline: Instant) {
     }
     drive_all(clock::now());
 }
+
+/// A state machine that goes as far as it can without waiting and says
+/// what it waits on: opening a connection, the TLS probe.
+pub trait Steps {
+    /// What it comes to.
+    type Output;
+    /// Goes as far as it can without waiting: `Some` once over.
+    fn step(&mut self, now: Instant) -> Option<Self::Output>;
+    /// The pollables of what it waits on.
+    fn wakeups(&self, out: &mut Vec<Pollable>);
+    /// When it is over at the latest.
+    fn deadline(&self) -> Instant;
+}
+
+/// Runs `machine` to its end, waiting under the reactor between steps
+/// (the blocking calls' way).
+pub fn run_to_end<S: Steps>(machine: &mut S) -> S::Output {
+    loop {
+        if let Some(done) = machine.step(clock::now()) {
+            return done;
+        }
+        let mut own = Vec::new();
+        machine.wakeups(&mut own);
+        let own: Vec<&Pollable> = own.iter().collect();
+        wait(&own, machine.deadline());
+    }
+}
