@@ -47,7 +47,8 @@ enum Stage {
     Reading {
         hello: Vec<u8>,
         head: Vec<u8>,
-        open: Open,
+        /// Boxed: a plain `Open` still has room for a TLS session.
+        open: Box<Open>,
     },
     /// Decided: [`Probe::step`] returned the explanation.
     Done,
@@ -78,12 +79,12 @@ impl Probe {
             Stage::Done => Step::Decided(false),
             Stage::Connecting(socket) => match socket.finish_connect() {
                 Ok((input, output)) => {
-                    let open = Open {
+                    let open = Box::new(Open {
                         tls: None,
                         input,
                         output,
                         _socket: socket,
-                    };
+                    });
                     match client_hello() {
                         Some(hello) => Step::Moved(Stage::Reading {
                             hello,
