@@ -73,9 +73,22 @@ fn main() {
                 sample.p99_ms
             );
         }
-        _ => run(args.iter().any(|a| a == "--quick")),
+        "" | "--quick" => run(arg(0) == "--quick"),
+        "-h" | "--help" => println!("{USAGE}"),
+        other => {
+            // Not a full run: that takes a quarter of an hour.
+            eprintln!("dflockd-bench: unknown argument `{other}`\n{USAGE}");
+            std::process::exit(2);
+        }
     }
 }
+
+const USAGE: &str = "usage: dflockd-bench [--quick]   (the full run: writes BENCHMARKS.md; \
+cargo xtask bench)
+       dflockd-bench one CLIENT WORKERS ROUNDS ADDR
+       dflockd-bench startup ADDR
+       dflockd-bench scale blocking|async|one-instance N ADDR
+       dflockd-bench soak MINUTES";
 
 fn run(quick: bool) {
     let dialect = host_tests::server::newest_dialect();
