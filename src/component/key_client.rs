@@ -128,7 +128,7 @@ pub struct KeyClient {
     probing: Option<Probe>,
     /// The ticket of the command started without waiting, until it ends.
     ticket: Option<u64>,
-    /// When the last reply line arrived (see [`IDLE_CHECK_AFTER_NS`]).
+    /// When the last reply line arrived (see [`IDLE_CHECK_AFTER`]).
     last_reply: Option<Instant>,
     /// What of the session's counters is already in [`TOTALS`].
     counted: Counters,
