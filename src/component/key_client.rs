@@ -208,12 +208,7 @@ impl KeyClient {
                 // a deadline) or waits for a connection being opened.
                 return Err(Error::Connection("the command made no progress".into()));
             };
-            {
-                let mut own = Vec::new();
-                self.wakeups(&mut own);
-                let own: Vec<&Pollable> = own.iter().collect();
-                reactor::wait(&own, deadline);
-            }
+            reactor::wait_for(|out| self.wakeups(out), deadline);
             self.pass(clock::now(), Some(deadline));
         }
     }

@@ -341,9 +341,14 @@ pub fn run_to_end<S: Steps>(machine: &mut S) -> S::Output {
         if let Some(done) = machine.step(clock::now()) {
             return done;
         }
-        let mut own = Vec::new();
-        machine.wakeups(&mut own);
-        let own: Vec<&Pollable> = own.iter().collect();
-        wait(&own, machine.deadline());
+        wait_for(|out| machine.wakeups(out), machine.deadline());
     }
+}
+
+/// [`wait`] on the pollables that `wakeups` gives.
+pub fn wait_for(wakeups: impl FnOnce(&mut Vec<Pollable>), deadline: Instant) {
+    let mut own = Vec::new();
+    wakeups(&mut own);
+    let own: Vec<&Pollable> = own.iter().collect();
+    wait(&own, deadline);
 }
