@@ -5,6 +5,7 @@
 // {seq, error: {kind, detail}}.
 import { parentPort } from 'node:worker_threads';
 import { instantiate, shimImports } from './component.mjs';
+import { answerOf } from './errors.mjs';
 
 const { connection } = await instantiate(await shimImports());
 
@@ -29,11 +30,10 @@ function stats({ server, settings }) {
   }
 }
 
-// jco throws a WIT `err` as a ComponentError whose `payload` is the `error` variant.
-// Anything else (a trap, a binding that refused a value) has no tag of its own.
+// As plain data for postMessage: the component's answer (answerOf), else `internal`.
 function errorOf(e) {
-  const p = e?.payload;
-  if (typeof p?.tag === 'string') return { kind: p.tag, detail: p.val };
+  const answer = answerOf(e);
+  if (answer) return { kind: answer.kind, detail: answer.detail };
   return { kind: 'internal', detail: String(e?.message ?? e) };
 }
 
