@@ -92,15 +92,23 @@ pub fn markdown(r: &Results, chart: &str) -> String {
     let _ = writeln!(md, "# Benchmarks\n");
     let _ = writeln!(
         md,
-        "Written by `cargo xtask bench{}` on {}; {} on loopback (one server, \
+        "Written by `cargo xtask bench{}{}` on {}; {} on loopback (one server, \
          `--max-locks` raised), all clients in one run. Each figure is the median of {} \
          repetition(s). Absolute figures are noisy on a shared 2-core machine: compare ratios \
          within one run.\n",
         if r.quick { " --quick" } else { "" },
+        if cfg!(debug_assertions) { " --dev" } else { "" },
         machine(),
         r.server,
         r.repetitions
     );
+    if cfg!(debug_assertions) {
+        let _ = writeln!(
+            md,
+            "**A debug build of the hosts (`--dev`): a smoke run; no figure here is a \
+             measurement.**\n"
+        );
+    }
     let _ = writeln!(md, "Release component: {} bytes.\n", r.component_bytes);
     let _ = writeln!(md, "## Acquire+release throughput\n");
     let _ = writeln!(

@@ -30,10 +30,11 @@ const USAGE: &str = "usage: cargo xtask <build|dist|consume|demo|test|test-hosts
          installed and run outside the workspace)
   test-hosts  the conformance scenarios in the Rust host, Node (jco) and Python (wasmtime-py),
          and the composed app; installs the npm packages and the wasmtime-py venv if missing
-  bench  [--quick] the component beside the Python client and a raw socket (and the Go
-         client's cmd/bench if DFLOCKD_GO_BENCH names one), release builds; writes
-         BENCHMARKS.md (--quick: target/bench-quick/)
-  soak   [--minutes M] the component (blocking and async, and in Node and Python) and the
+  bench  [--quick] [--dev] the component beside the Python client and a raw socket (and
+         the Go client's cmd/bench if DFLOCKD_GO_BENCH names one), release builds; writes
+         BENCHMARKS.md (--quick: target/bench-quick/; --dev: the test profile's build, a
+         smoke run whose figures are not measurements)
+  soak   [--minutes M] [--dev] the component (blocking and async, and in Node and Python) and the
          Python client on shared keys against one server for M minutes (default 10) with pauses and a
          restart; checks that no two holders overlapped, no connection leaked, memory is flat
   fuzz   [--seconds N] each cargo-fuzz target for N s (default 60) on nightly, from the
@@ -231,10 +232,24 @@ fn test_hosts() -> Step {
     ]))
 }
 
+/// `cargo run -p dflockd-bench`: a release build, or with `--dev` the
+/// test profile's, whose dependencies `cargo xtask test` has built already:
+/// CI's smoke runs (`bench --quick`, `soak`) then skip the ~8-minute cold
+/// LTO build of wasmtime, and their figures are not measurements.
+fn bench_binary() -> Command {
+    let dev = std::env::args().skip(2).any(|a| a == "--dev");
+    let mut cmd = cargo();
+    cmd.args(["run", "--quiet", "-p", "dflockd-bench"]);
+    if !dev {
+        cmd.arg("--release");
+    }
+    cmd.arg("--");
+    cmd
+}
+
 fn bench() -> Step {
     let quick = std::env::args().skip(2).any(|a| a == "--quick");
-    let mut cmd = cargo();
-    cmd.args(["run", "--release", "--quiet", "-p", "dflockd-bench", "--"]);
+    let mut cmd = bench_binary();
     if quick {
         cmd.arg("--quick");
     }
@@ -252,16 +267,7 @@ fn soak() -> Step {
             m.clone()
         }
     };
-    run(cargo().args([
-        "run",
-        "--release",
-        "--quiet",
-        "-p",
-        "dflockd-bench",
-        "--",
-        "soak",
-        &minutes,
-    ]))
+    run(bench_binary().args(["soak", &minutes]))
 }
 
 fn lint() -> Step {
