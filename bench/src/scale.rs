@@ -230,6 +230,8 @@ pub fn one_instance(addr: SocketAddr, n: usize) -> Held {
                     }
                 }
                 Event::Lost(_) => lost += 1,
+                // No low-level connection is used here.
+                Event::Answered(_) => {}
             }
         }
     };

@@ -18,8 +18,10 @@ wasmtime::component::bindgen!({
     additional_derives: [PartialEq],
 });
 
-pub use exports::dflockd::client::connection::Stats;
-pub use exports::dflockd::client::driver::{Completion, Event, LeaseLost};
+pub use exports::dflockd::client::connection::{
+    AcquireRequest, Answer, ConnectionCommand, ReleaseRequest, RenewRequest, Stats,
+};
+pub use exports::dflockd::client::driver::{Completion, ConnectionCompletion, Event, LeaseLost};
 pub use exports::dflockd::client::types::{
     ClientCert, Command, Enqueued, Error, Grant, Kind, Loss, LossCause, Outcome, Server, Setting,
     TlsSetting,

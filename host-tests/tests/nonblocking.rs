@@ -286,6 +286,7 @@ fn a_lease_lost_while_held_is_one_event() {
             let mut losses = events.into_iter().map(|e| match e {
                 Event::Lost(lost) => lost,
                 Event::Done(c) => panic!("no command was started: {c:?}"),
+                Event::Answered(c) => panic!("no connection was used: {c:?}"),
             });
             if let Some(lost) = losses.next() {
                 assert!(losses.next().is_none(), "one loss, once");

@@ -1,54 +1,127 @@
 //! The low-level API, blocking ([`Connection`]) and async
 //! ([`AsyncConnection`]): one connection, one method per command. Both are
 //! made from one list of commands, so their surfaces cannot drift apart.
+//! A connection lives in one of its runtime's instances, beside the locks
+//! and the other connections, and its commands go through that instance's
+//! driver (`driver.rs`): a started command never blocks the instance.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
-use wasmtime::component::ResourceAny;
-
-use crate::error::flat;
-use crate::raw_async::{self as raw, Setting};
-use crate::runtime::{block_on, query, AsyncInstance, BlockingInstance};
+use crate::instance::{Finished, Instance, Op};
+use crate::raw_async::{self as raw, ConnectionCommand, Setting, WitAnswer};
+use crate::raw_async::{
+    AcquireRequest, EnqueueRequest, ReleaseRequest, RenewRequest, SemAcquireRequest,
+    SemEnqueueRequest, WaitRequest,
+};
 use crate::{Enqueued, Error, Grant, Runtime, Stats};
 
 /// One connection to one server; see the WIT `connection` resource.
 /// After a timeout, protocol or connection error it stays closed.
+/// Dropping it closes the socket (and returns once closed): the server
+/// then cancels its waiters and (by default) releases what it held.
+#[derive(Debug)]
 pub struct Connection {
-    inst: BlockingInstance,
-    handle: Option<ResourceAny>,
+    conn: Conn,
 }
 
 /// [`Connection`] with an async API, on the caller's tokio runtime.
-/// Dropping it drops its instance, which closes the socket: the server
-/// then cancels its waiters and (by default) releases what it held.
+/// Dropping it closes the socket at the driver's next turn; dropping a
+/// call's future before its answer closes the connection under it.
+#[derive(Debug)]
 pub struct AsyncConnection {
-    inst: AsyncInstance,
-    handle: Option<ResourceAny>,
+    conn: Conn,
 }
 
-impl std::fmt::Debug for Connection {
+/// A connection in its runtime's instance.
+struct Conn {
+    instance: Instance,
+    id: u64,
+    /// `host:port`, for `Debug`.
+    server: String,
+    /// The blocking flavour's drop waits until the socket is closed.
+    wait_on_drop: bool,
+    /// Keeps the runtime (and its instance) alive.
+    _runtime: Runtime,
+}
+
+impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection")
-            .field("open", &self.handle.is_some())
+        f.debug_struct("Conn")
+            .field("server", &self.server)
             .finish_non_exhaustive()
     }
 }
 
-impl std::fmt::Debug for AsyncConnection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsyncConnection")
-            .field("open", &self.handle.is_some())
-            .finish_non_exhaustive()
+impl Conn {
+    /// Creates the connection in `instance` and connects it.
+    async fn open(
+        runtime: &Runtime,
+        instance: Instance,
+        wait_on_drop: bool,
+        to: Dial,
+    ) -> Result<Conn, Error> {
+        runtime.allow(&to.allowed);
+        let server = format!("{}:{}", to.server.host, to.server.port);
+        let id = instance.create(to.server, to.settings).await?;
+        let mut conn = Conn {
+            instance,
+            id,
+            server,
+            // Dropped here (a failed connect), it must not wait: this
+            // future may be what runs the driver.
+            wait_on_drop: false,
+            _runtime: runtime.clone(),
+        };
+        match conn.ask(ConnectionCommand::Connect).await? {
+            WitAnswer::Connected => {
+                conn.wait_on_drop = wait_on_drop;
+                Ok(conn)
+            }
+            _ => Err(mismatch("connect")),
+        }
     }
+
+    /// Runs `command` to its answer.
+    async fn ask(&self, command: ConnectionCommand) -> Result<WitAnswer, Error> {
+        match self.instance.call(self.id, Op::Ask(command)).await? {
+            Finished::Answer(answer) => Ok(answer),
+            _ => Err(mismatch("start")),
+        }
+    }
+}
+
+impl Drop for Conn {
+    /// Drops the resource, closing its socket; the blocking flavour waits
+    /// for that, except in an `on_lost` callback, which would wait for itself.
+    fn drop(&mut self) {
+        let gone = self.instance.drop_object(self.id);
+        let wait = self.wait_on_drop && !crate::driver::on_callback_thread();
+        if let (true, Some(gone)) = (wait, gone) {
+            let _ = self.instance.block_on(gone);
+        }
+    }
+}
+
+/// A component that answered a command with another command's answer.
+fn mismatch(command: &str) -> Error {
+    Error::Runtime(format!(
+        "the component answered `{command}` with another answer"
+    ))
 }
 
 /// The server, the addresses the sandbox may reach, and the connect settings.
+struct Dial {
+    server: raw::Server,
+    allowed: Vec<SocketAddr>,
+    settings: Vec<Setting>,
+}
+
 fn dial(
     host: &str,
     port: u16,
     auth_token: Option<&str>,
     tls: Option<&crate::Tls>,
-) -> Result<(raw::Server, Vec<SocketAddr>, Vec<Setting>), Error> {
+) -> Result<Dial, Error> {
     let allowed: Vec<_> = (host, port)
         .to_socket_addrs()
         .map_err(|e| Error::Connection(format!("resolving {host}: {e}")))?
@@ -60,7 +133,11 @@ fn dial(
     let mut settings = Vec::new();
     settings.extend(auth_token.map(|t| Setting::AuthToken(t.into())));
     settings.extend(tls.map(|t| Setting::Tls(t.to_wit())));
-    Ok((server, allowed, settings))
+    Ok(Dial {
+        server,
+        allowed,
+        settings,
+    })
 }
 
 impl Runtime {
@@ -82,16 +159,10 @@ impl Runtime {
         auth_token: Option<&str>,
         tls: Option<&crate::Tls>,
     ) -> Result<Connection, Error> {
-        let (server, allowed, settings) = dial(host, port, auth_token, tls)?;
-        let mut inst = self.instance_blocking(&allowed)?;
-        let handle = flat(block_on!(&mut inst, |i| async {
-            let conns = i.client.dflockd_client_connection().connection();
-            conns.call_open(&mut i.store, &server, &settings).await
-        }))?;
-        Ok(Connection {
-            inst,
-            handle: Some(handle),
-        })
+        let to = dial(host, port, auth_token, tls)?;
+        let instance = self.instance()?;
+        let conn = instance.block_on(Conn::open(self, instance.clone(), true, to))?;
+        Ok(Connection { conn })
     }
 
     /// [`connect`](Self::connect), async (inside a tokio runtime).
@@ -112,74 +183,78 @@ impl Runtime {
         auth_token: Option<&str>,
         tls: Option<&crate::Tls>,
     ) -> Result<AsyncConnection, Error> {
-        let (server, allowed, settings) = dial(host, port, auth_token, tls)?;
-        let mut inst = self.instance_async(&allowed).await?;
-        let conns = inst.client.dflockd_client_connection().connection();
-        let handle = flat(conns.call_open(&mut inst.store, &server, &settings).await)?;
-        Ok(AsyncConnection {
-            inst,
-            handle: Some(handle),
-        })
+        let to = dial(host, port, auth_token, tls)?;
+        let instance = self.async_instance().await?;
+        let conn = Conn::open(self, instance, false, to).await?;
+        Ok(AsyncConnection { conn })
     }
 }
 
-/// Every command: its method, arguments, result, export and conversion.
+/// Every command: its method, arguments, the WIT command it starts, and
+/// the answer it takes.
 macro_rules! commands {
     ($make:ident) => {
         $make! {
             /// `ping` (dflockd 1.x has none: a typed `Error::Server`).
-            fn ping() -> () = call_ping, |()| ();
+            fn ping() -> () = ConnectionCommand::Ping, WitAnswer::Done => ();
             /// `stats`: the server's tables.
-            fn stats() -> Stats = call_stats, raw::stats;
+            fn stats() -> Stats = ConnectionCommand::Stats, WitAnswer::Stats(s) => raw::stats(s);
             /// `l`: `None` when the server's timeout passed.
             fn lock(key: &str, timeout_s: u64, lease_ttl_s: Option<u64>) -> Option<Grant>
-                = call_lock, grant;
+                = ConnectionCommand::Lock(AcquireRequest { key: key.into(), timeout_s, lease_ttl_s }),
+                WitAnswer::Acquired(g) => g.map(raw::grant);
             /// `r`.
-            fn unlock(key: &str, token: &str) -> () = call_unlock, |()| ();
+            fn unlock(key: &str, token: &str) -> ()
+                = ConnectionCommand::Unlock(ReleaseRequest { key: key.into(), token: token.into() }),
+                WitAnswer::Done => ();
             /// `n`: the remaining seconds.
             fn renew(key: &str, token: &str, lease_ttl_s: Option<u64>) -> u64
-                = call_renew, |s| s;
+                = ConnectionCommand::Renew(RenewRequest { key: key.into(), token: token.into(), lease_ttl_s }),
+                WitAnswer::Renewed(s) => s;
             /// `e`.
             fn enqueue(key: &str, lease_ttl_s: Option<u64>) -> Enqueued
-                = call_enqueue, raw::enqueued;
+                = ConnectionCommand::Enqueue(EnqueueRequest { key: key.into(), lease_ttl_s }),
+                WitAnswer::Enqueued(e) => raw::enqueued(e);
             /// `w`: `None` when the timeout passed.
-            fn wait(key: &str, timeout_s: u64) -> Option<Grant> = call_wait, grant;
+            fn wait(key: &str, timeout_s: u64) -> Option<Grant>
+                = ConnectionCommand::Wait(WaitRequest { key: key.into(), timeout_s }),
+                WitAnswer::Acquired(g) => g.map(raw::grant);
             /// `sl`.
-            fn sem_acquire(key: &str, timeout_s: u64, limit: u32, lease_ttl_s: Option<u64>)
-                -> Option<Grant> = call_sem_acquire, grant;
+            fn sem_acquire(key: &str, timeout_s: u64, limit: u32, lease_ttl_s: Option<u64>) -> Option<Grant>
+                = ConnectionCommand::SemAcquire(SemAcquireRequest { key: key.into(), timeout_s, limit, lease_ttl_s }),
+                WitAnswer::Acquired(g) => g.map(raw::grant);
             /// `sr`.
-            fn sem_release(key: &str, token: &str) -> () = call_sem_release, |()| ();
+            fn sem_release(key: &str, token: &str) -> ()
+                = ConnectionCommand::SemRelease(ReleaseRequest { key: key.into(), token: token.into() }),
+                WitAnswer::Done => ();
             /// `sn`.
             fn sem_renew(key: &str, token: &str, lease_ttl_s: Option<u64>) -> u64
-                = call_sem_renew, |s| s;
+                = ConnectionCommand::SemRenew(RenewRequest { key: key.into(), token: token.into(), lease_ttl_s }),
+                WitAnswer::Renewed(s) => s;
             /// `se`.
             fn sem_enqueue(key: &str, limit: u32, lease_ttl_s: Option<u64>) -> Enqueued
-                = call_sem_enqueue, raw::enqueued;
+                = ConnectionCommand::SemEnqueue(SemEnqueueRequest { key: key.into(), limit, lease_ttl_s }),
+                WitAnswer::Enqueued(e) => raw::enqueued(e);
             /// `sw`.
-            fn sem_wait(key: &str, timeout_s: u64) -> Option<Grant> = call_sem_wait, grant;
+            fn sem_wait(key: &str, timeout_s: u64) -> Option<Grant>
+                = ConnectionCommand::SemWait(WaitRequest { key: key.into(), timeout_s }),
+                WitAnswer::Acquired(g) => g.map(raw::grant);
         }
     };
 }
 
-fn grant(g: Option<raw::WitGrant>) -> Option<Grant> {
-    g.map(raw::grant)
-}
-
 macro_rules! blocking_commands {
-    ($($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $out:ty = $export:ident, $convert:expr;)*) => {
+    ($($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $out:ty = $command:expr, $answer:pat => $value:expr;)*) => {
         impl Connection {
             $(
                 $(#[$doc])*
                 pub fn $name(&mut self, $($arg: $ty),*) -> Result<$out, Error> {
-                    let handle = self.handle.ok_or_else(|| Error::Runtime("the connection is gone".into()))?;
-                    // No yield first (see `runtime::fresh`): a connection
-                    // checks nothing before a request, and a reply is waited
-                    // for under `poll`, which lets the runtime run.
-                    let answer = flat(query!(&mut self.inst, |i| async {
-                        let conns = i.client.dflockd_client_connection().connection();
-                        conns.$export(&mut i.store, handle $(, $arg)*).await
-                    }))?;
-                    Ok(($convert)(answer))
+                    let conn = &self.conn;
+                    match conn.instance.block_on(conn.ask($command))? {
+                        $answer => Ok($value),
+                        #[allow(unreachable_patterns)]
+                        _ => Err(mismatch(stringify!($name))),
+                    }
                 }
             )*
         }
@@ -187,15 +262,16 @@ macro_rules! blocking_commands {
 }
 
 macro_rules! async_commands {
-    ($($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $out:ty = $export:ident, $convert:expr;)*) => {
+    ($($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) -> $out:ty = $command:expr, $answer:pat => $value:expr;)*) => {
         impl AsyncConnection {
             $(
                 $(#[$doc])*
                 pub async fn $name(&mut self, $($arg: $ty),*) -> Result<$out, Error> {
-                    let handle = self.handle.ok_or_else(|| Error::Runtime("the connection is gone".into()))?;
-                    let conns = self.inst.client.dflockd_client_connection().connection();
-                    let answer = flat(conns.$export(&mut self.inst.store, handle $(, $arg)*).await)?;
-                    Ok(($convert)(answer))
+                    match self.conn.ask($command).await? {
+                        $answer => Ok($value),
+                        #[allow(unreachable_patterns)]
+                        _ => Err(mismatch(stringify!($name))),
+                    }
                 }
             )*
         }
@@ -204,11 +280,3 @@ macro_rules! async_commands {
 
 commands!(blocking_commands);
 commands!(async_commands);
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            let _ = block_on!(&mut self.inst, |i| handle.resource_drop_async(&mut i.store));
-        }
-    }
-}

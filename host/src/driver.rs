@@ -2,8 +2,9 @@
 //! (the quinn `ConnectionDriver` shape). It waits, outside any call, on
 //! the instance's pollables (`driver.pollables`: the sockets with a reply
 //! due, connections being opened, the earliest deadline) and on its
-//! inbox together; starts what objects ask (`start`), one command of an
-//! object at a time in the order asked; and hands out what
+//! inbox together; starts what objects (locks, semaphores, low-level
+//! connections) ask (`start`), one command of an object at a time in the
+//! order asked; and hands out what
 //! `driver.poll-events` reports: each completion to its caller, each lost
 //! lease to its object and `on_lost`. Renewals happen inside those polls:
 //! nothing else renews.
@@ -25,9 +26,11 @@ use wasmtime::Store;
 
 use crate::builder::LostCallback;
 use crate::error::flat;
-use crate::instance::{Answer, Instance, Op, Opened, Request};
+use crate::instance::{Finished, Instance, Op, Opened, Reply, Request};
 use crate::lead::Lead;
-use crate::raw_async::{self, Client, ClientPre, Command, Completion, Event, Outcome, WitEnqueued};
+use crate::raw_async::{
+    self, Client, ClientPre, Command, Completion, ConnectionCompletion, Event, Outcome, WitEnqueued,
+};
 use crate::runtime::State;
 use crate::view::{locked, Watch};
 use crate::{Counters, Error, Grant, Kind, LeaseLost, Loss, LossCause};
@@ -140,16 +143,10 @@ impl Drop for Ended {
     }
 }
 
-fn is_semaphore(kind: Kind) -> bool {
-    matches!(kind, Kind::Semaphore { .. })
-}
-
 /// One object as the driver knows it.
 struct Entry {
     handle: ResourceAny,
-    kind: Kind,
-    key: String,
-    watch: Arc<Watch>,
+    what: What,
     /// The started command, until its completion.
     current: Option<Started>,
     /// Asked, not started yet.
@@ -158,17 +155,50 @@ struct Entry {
     dropping: Option<Option<oneshot::Sender<()>>>,
 }
 
+/// What an object is.
+enum What {
+    /// A lock or semaphore: its key and kind, and what it holds.
+    Key {
+        kind: Kind,
+        key: String,
+        watch: Arc<Watch>,
+    },
+    /// A low-level connection.
+    Connection,
+}
+
+impl Entry {
+    /// What a lock or semaphore holds; `None` for a connection.
+    fn watch(&self) -> Option<&Arc<Watch>> {
+        match &self.what {
+            What::Key { watch, .. } => Some(watch),
+            What::Connection => None,
+        }
+    }
+
+    fn is_semaphore(&self) -> bool {
+        matches!(
+            self.what,
+            What::Key {
+                kind: Kind::Semaphore { .. },
+                ..
+            }
+        )
+    }
+}
+
 struct Started {
     ticket: u64,
     call: u64,
-    command: Command,
-    reply: Option<oneshot::Sender<Answer>>,
+    /// A lock's or semaphore's command, whose outcome changes what it holds.
+    settles: Option<Command>,
+    reply: Option<oneshot::Sender<Reply>>,
 }
 
 struct Queued {
     call: u64,
     op: Op,
-    reply: Option<oneshot::Sender<Answer>>,
+    reply: Option<oneshot::Sender<Reply>>,
 }
 
 struct Driver {
@@ -324,6 +354,16 @@ impl Driver {
                 let opened = self.open(key, kind, &settings, watch).await?;
                 let _ = reply.send(opened);
             }
+            Request::Create {
+                server,
+                settings,
+                reply,
+            } => {
+                let conns = self.client.dflockd_client_connection().connection();
+                let created = conns.call_create(&mut self.store, &server, &settings).await;
+                let created = flat(created).map(|handle| self.add(handle, What::Connection));
+                let _ = reply.send(created);
+            }
             Request::Call {
                 object,
                 call,
@@ -342,13 +382,14 @@ impl Driver {
             Request::Cancel { object, call } => self.cancel(object, call).await?,
             Request::Drop { object, done } => {
                 if let Some(entry) = self.objects.get_mut(&object) {
-                    // What is held is released first, as a blocking drop did.
-                    let release = Op::Start(Command::Release);
-                    entry.queue.push_back(Queued {
-                        call: 0,
-                        op: release,
-                        reply: None,
-                    });
+                    // What a lock holds is released first, as a blocking drop did.
+                    if entry.watch().is_some() {
+                        entry.queue.push_back(Queued {
+                            call: 0,
+                            op: Op::Start(Command::Release),
+                            reply: None,
+                        });
+                    }
                     entry.dropping = Some(done);
                     self.advance(object).await?;
                 }
@@ -388,22 +429,38 @@ impl Driver {
             Err(e) => return Ok(Err(e)),
         };
         let server_index = resource!(self, semaphore, call_server_index(handle))?;
-        self.next_object += 1;
-        let object = self.next_object;
-        let entry = Entry {
-            handle,
-            kind,
-            key,
-            watch,
-            current: None,
-            queue: VecDeque::new(),
-            dropping: None,
-        };
-        self.objects.insert(object, entry);
+        let object = self.add(handle, What::Key { kind, key, watch });
         Ok(Ok(Opened {
             object,
             server_index,
         }))
+    }
+
+    /// Registers a new object; its number.
+    fn add(&mut self, handle: ResourceAny, what: What) -> u64 {
+        self.next_object += 1;
+        let entry = Entry {
+            handle,
+            what,
+            current: None,
+            queue: VecDeque::new(),
+            dropping: None,
+        };
+        self.objects.insert(self.next_object, entry);
+        self.next_object
+    }
+
+    /// `close` on the object: its connection goes without a release.
+    async fn close(&mut self, object: u64) -> wasmtime::Result<()> {
+        let Some(entry) = self.objects.get(&object) else {
+            return Ok(());
+        };
+        let (handle, semaphore) = (entry.handle, entry.is_semaphore());
+        if let What::Connection = entry.what {
+            let conns = self.client.dflockd_client_connection().connection();
+            return conns.call_close(&mut self.store, handle).await;
+        }
+        resource!(self, semaphore, call_close(handle))
     }
 
     /// Starts the object's next queued command once none is started;
@@ -426,39 +483,48 @@ impl Driver {
                 }
                 return Ok(());
             };
-            let (handle, semaphore) = (entry.handle, is_semaphore(entry.kind));
-            match next.op {
+            let (handle, semaphore) = (entry.handle, entry.is_semaphore());
+            let (started, settles) = match next.op {
                 Op::Close => {
-                    resource!(self, semaphore, call_close(handle))?;
-                    if let Some(entry) = self.objects.get(&object) {
-                        entry.watch.set(None);
+                    self.close(object).await?;
+                    if let Some(watch) = self.objects.get(&object).and_then(Entry::watch) {
+                        watch.set(None);
                     }
                     if let Some(reply) = next.reply {
-                        let _ = reply.send(Ok(None));
+                        let _ = reply.send(Ok(Finished::Closed));
                     }
+                    continue;
                 }
                 Op::Start(command) => {
                     let started = resource!(self, semaphore, call_start(handle, command))?;
-                    match started {
-                        Ok(ticket) => {
-                            self.tickets.insert(ticket, object);
-                            if let Some(entry) = self.objects.get_mut(&object) {
-                                entry.current = Some(Started {
-                                    ticket,
-                                    call: next.call,
-                                    command,
-                                    reply: next.reply,
-                                });
-                            }
-                            return Ok(());
-                        }
-                        Err(refused) => {
-                            let answer = Err(Error::from(refused));
-                            self.settle(object, &command, &answer).await?;
-                            if let Some(reply) = next.reply {
-                                let _ = reply.send(answer);
-                            }
-                        }
+                    (started, Some(command))
+                }
+                Op::Ask(command) => {
+                    let conns = self.client.dflockd_client_connection().connection();
+                    let started = conns.call_start(&mut self.store, handle, &command).await?;
+                    (started, None)
+                }
+            };
+            match started {
+                Ok(ticket) => {
+                    self.tickets.insert(ticket, object);
+                    if let Some(entry) = self.objects.get_mut(&object) {
+                        entry.current = Some(Started {
+                            ticket,
+                            call: next.call,
+                            settles,
+                            reply: next.reply,
+                        });
+                    }
+                    return Ok(());
+                }
+                Err(refused) => {
+                    let answer = Err(Error::from(refused));
+                    if let Some(command) = settles {
+                        self.settle(object, &command, &answer).await?;
+                    }
+                    if let Some(reply) = next.reply {
+                        let _ = reply.send(answer);
                     }
                 }
             }
@@ -475,9 +541,8 @@ impl Driver {
         let started = entry.current.as_mut().filter(|s| s.call == call);
         if let Some(started) = started {
             started.reply = None;
-            let (handle, semaphore) = (entry.handle, is_semaphore(entry.kind));
             // Reported as a completion at the next poll.
-            resource!(self, semaphore, call_close(handle))?;
+            self.close(object).await?;
         }
         Ok(())
     }
@@ -485,23 +550,35 @@ impl Driver {
     async fn event(&mut self, event: Event) -> wasmtime::Result<()> {
         match event {
             Event::Done(Completion { ticket, outcome }) => {
-                let Some(object) = self.tickets.remove(&ticket) else {
-                    return Ok(());
-                };
-                let started = self.objects.get_mut(&object).and_then(|e| e.current.take());
-                let Some(started) = started.filter(|s| s.ticket == ticket) else {
-                    return Ok(());
-                };
-                let answer = outcome.map(Some).map_err(Error::from);
-                self.settle(object, &started.command, &answer).await?;
-                if let Some(reply) = started.reply {
-                    let _ = reply.send(answer);
-                }
-                self.advance(object).await?;
+                let reply = outcome.map(Finished::Outcome).map_err(Error::from);
+                self.completed(ticket, reply).await?;
+            }
+            Event::Answered(ConnectionCompletion { ticket, answer }) => {
+                let reply = answer.map(Finished::Answer).map_err(Error::from);
+                self.completed(ticket, reply).await?;
             }
             Event::Lost(lost) => self.lost(raw_async::lease_lost(lost)),
         }
         Ok(())
+    }
+
+    /// The started command `ticket` finished: what it leaves held is
+    /// recorded, its caller answered, its object's next command started.
+    async fn completed(&mut self, ticket: u64, reply: Reply) -> wasmtime::Result<()> {
+        let Some(object) = self.tickets.remove(&ticket) else {
+            return Ok(());
+        };
+        let started = self.objects.get_mut(&object).and_then(|e| e.current.take());
+        let Some(started) = started.filter(|s| s.ticket == ticket) else {
+            return Ok(());
+        };
+        if let Some(command) = &started.settles {
+            self.settle(object, command, &reply).await?;
+        }
+        if let Some(reply_to) = started.reply {
+            let _ = reply_to.send(reply);
+        }
+        self.advance(object).await
     }
 
     /// Records what a finished (or refused) command leaves held.
@@ -509,11 +586,13 @@ impl Driver {
         &mut self,
         object: u64,
         command: &Command,
-        answer: &Answer,
+        reply: &Reply,
     ) -> wasmtime::Result<()> {
-        let held = match (command, answer) {
-            (_, Ok(Some(Outcome::Acquired(grant)))) => grant.clone().map(raw_async::grant),
-            (_, Ok(Some(Outcome::Enqueued(WitEnqueued::Acquired(grant))))) => {
+        let held = match (command, reply) {
+            (_, Ok(Finished::Outcome(Outcome::Acquired(grant)))) => {
+                grant.clone().map(raw_async::grant)
+            }
+            (_, Ok(Finished::Outcome(Outcome::Enqueued(WitEnqueued::Acquired(grant))))) => {
                 Some(raw_async::grant(grant.clone()))
             }
             (Command::Renew, Ok(_)) => return Ok(()),
@@ -521,8 +600,8 @@ impl Driver {
             (Command::Renew, Err(_)) => self.asked_grant(object).await?,
             _ => None,
         };
-        if let Some(entry) = self.objects.get(&object) {
-            entry.watch.set(held);
+        if let Some(watch) = self.objects.get(&object).and_then(Entry::watch) {
+            watch.set(held);
         }
         Ok(())
     }
@@ -531,7 +610,7 @@ impl Driver {
         let Some(entry) = self.objects.get(&object) else {
             return Ok(None);
         };
-        let (handle, semaphore) = (entry.handle, is_semaphore(entry.kind));
+        let (handle, semaphore) = (entry.handle, entry.is_semaphore());
         let grant = resource!(self, semaphore, call_grant(handle))?;
         Ok(grant.map(raw_async::grant))
     }
@@ -540,11 +619,11 @@ impl Driver {
     /// thread of its own, so that a callback may call its object).
     fn lost(&mut self, lost: LeaseLost) {
         tracing::warn!(key = %lost.key, fence = lost.fence, reason = %lost.reason, "lease lost");
-        let owner = self
-            .objects
-            .values()
-            .find(|e| e.key == lost.key && e.watch.lose(&lost));
-        let Some(callback) = owner.and_then(|e| e.watch.on_lost.clone()) else {
+        let owner = self.objects.values().find_map(|e| match &e.what {
+            What::Key { key, watch, .. } if *key == lost.key && watch.lose(&lost) => Some(watch),
+            _ => None,
+        });
+        let Some(callback) = owner.and_then(|watch| watch.on_lost.clone()) else {
             return;
         };
         if self.callbacks.is_none() {
@@ -582,10 +661,13 @@ impl Drop for Driver {
             .objects
             .values()
             .filter_map(|entry| {
-                let grant = entry.watch.grant()?;
+                let What::Key { kind, key, watch } = &entry.what else {
+                    return None;
+                };
+                let grant = watch.grant()?;
                 Some(LeaseLost {
-                    key: entry.key.clone(),
-                    kind: entry.kind,
+                    key: key.clone(),
+                    kind: *kind,
                     fence: grant.fence,
                     reason: Loss::new(
                         LossCause::ConnectionLost,

@@ -1,5 +1,5 @@
-//! The way to one of a runtime's component instances: the locks and
-//! semaphores of a [`Runtime`](crate::Runtime) live in them, and one task
+//! The way to one of a runtime's component instances: the locks,
+//! semaphores and connections of a [`Runtime`](crate::Runtime) live in them, and one task
 //! per instance (the driver, `driver.rs`) owns its store. An object sends its commands here
 //! and awaits the answer; a blocking object blocks on the same future.
 //!
@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::lead::Lead;
-use crate::raw_async::{Command, Outcome, Setting};
+use crate::raw_async::{Command, ConnectionCommand, Outcome, Server, Setting, WitAnswer};
 use crate::view::Watch;
 use crate::{Counters, Error, Kind};
 
@@ -32,17 +32,24 @@ pub(crate) enum Request {
         watch: Arc<Watch>,
         reply: oneshot::Sender<Result<Opened, Error>>,
     },
+    /// Creates a low-level connection (validating; connects nothing).
+    Create {
+        server: Server,
+        settings: Vec<Setting>,
+        reply: oneshot::Sender<Result<u64, Error>>,
+    },
     /// A command, after the object's earlier ones (calls are sequential).
     Call {
         object: u64,
         call: u64,
         op: Op,
-        reply: Option<oneshot::Sender<Answer>>,
+        reply: Option<oneshot::Sender<Reply>>,
     },
     /// The caller gave up on `call` (see the module docs).
     Cancel { object: u64, call: u64 },
-    /// Releases what is held (after the queued commands), then drops the
-    /// resource and its connection; `done` when gone.
+    /// Releases what a lock or semaphore holds (after the queued
+    /// commands), then drops the resource and its connection; `done` when
+    /// gone.
     Drop {
         object: u64,
         done: Option<oneshot::Sender<()>>,
@@ -58,14 +65,26 @@ pub(crate) struct Opened {
 
 /// A command of an object.
 pub(crate) enum Op {
-    /// `start(command)`; answered by its completion.
+    /// A lock's or semaphore's `start(command)`; answered by its completion.
     Start(Command),
+    /// A connection's `start(command)`; answered by its completion.
+    Ask(ConnectionCommand),
     /// `close`: drops the connection without a release.
     Close,
 }
 
-/// What a call comes to: the command's outcome, or `Ok(None)` for `close`.
-pub(crate) type Answer = Result<Option<Outcome>, Error>;
+/// What a call came to.
+pub(crate) enum Finished {
+    /// A lock's or semaphore's command.
+    Outcome(Outcome),
+    /// A connection's command.
+    Answer(WitAnswer),
+    /// `close`.
+    Closed,
+}
+
+/// What a call comes to, or why it failed.
+pub(crate) type Reply = Result<Finished, Error>;
 
 /// Call numbers, unique in the process.
 static NEXT_CALL: AtomicU64 = AtomicU64::new(1);
@@ -167,6 +186,22 @@ impl Instance {
         answer.await.map_err(|_| self.gone())?
     }
 
+    /// Creates a low-level connection in the instance; its object number.
+    pub(crate) async fn create(
+        &self,
+        server: Server,
+        settings: Vec<Setting>,
+    ) -> Result<u64, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Create {
+            server,
+            settings,
+            reply,
+        })?;
+        let _waiting = Waiting::new(&self.lead);
+        answer.await.map_err(|_| self.gone())?
+    }
+
     /// Runs `op` on `object`; dropping the future before it is answered
     /// cancels it.
     pub(crate) fn call(&self, object: u64, op: Op) -> Pending {
@@ -199,7 +234,8 @@ impl Instance {
         })
     }
 
-    /// Releases and drops `object`; the receiver answers once it is gone.
+    /// Releases (a lock or semaphore) and drops `object`; the receiver
+    /// answers once it is gone.
     pub(crate) fn drop_object(&self, object: u64) -> Option<oneshot::Receiver<()>> {
         let (done, gone) = oneshot::channel();
         let sent = self.send(Request::Drop {
@@ -210,7 +246,7 @@ impl Instance {
     }
 }
 
-/// A call in progress: resolves to its [`Answer`]; cancels when dropped first.
+/// A call in progress: resolves to its [`Reply`]; cancels when dropped first.
 pub(crate) struct Pending {
     instance: Instance,
     object: u64,
@@ -218,13 +254,13 @@ pub(crate) struct Pending {
     /// Until answered: while it is there, dropping the future cancels.
     waiting: Option<Waiting>,
     /// `Err`: the request was never sent (the driver is gone).
-    answer: Result<oneshot::Receiver<Answer>, Error>,
+    answer: Result<oneshot::Receiver<Reply>, Error>,
 }
 
 impl Future for Pending {
-    type Output = Answer;
+    type Output = Reply;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Answer> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Reply> {
         let this = &mut *self;
         let answer = match &mut this.answer {
             Ok(answer) => answer,

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use crate::builder::{allowed_addresses, Builder};
-use crate::instance::{Instance, Op};
+use crate::instance::{Finished, Instance, Op};
 use crate::raw_async::{self, Command, Outcome};
 use crate::view::Watch;
 use crate::{Enqueued, Error, Grant, Kind, Runtime};
@@ -70,8 +70,10 @@ impl Object {
     }
 
     async fn run(&self, command: Command) -> Result<Outcome, Error> {
-        let outcome = self.instance.call(self.id, Op::Start(command)).await?;
-        outcome.ok_or_else(|| mismatch("start"))
+        match self.instance.call(self.id, Op::Start(command)).await? {
+            Finished::Outcome(outcome) => Ok(outcome),
+            _ => Err(mismatch("start")),
+        }
     }
 
     async fn granted(&self, command: Command, how: &str) -> Result<Option<Grant>, Error> {

@@ -2,8 +2,7 @@
 //! source of truth), and the one place where their types turn into the
 //! core's: the typed API of this crate shows no generated type. The
 //! driver (`driver.rs`) runs them, on its instance's runtime or the
-//! application's; the low-level blocking `Connection` on a current-thread
-//! runtime of its own (see `runtime.rs`).
+//! application's.
 
 use std::num::NonZeroU32;
 
@@ -18,7 +17,11 @@ wasmtime::component::bindgen!({
     additional_derives: [PartialEq],
 });
 
-pub(crate) use exports::dflockd::client::driver::{Completion, Event};
+pub(crate) use exports::dflockd::client::connection::{
+    AcquireRequest, Answer as WitAnswer, ConnectionCommand, EnqueueRequest, ReleaseRequest,
+    RenewRequest, SemAcquireRequest, SemEnqueueRequest, WaitRequest,
+};
+pub(crate) use exports::dflockd::client::driver::{Completion, ConnectionCompletion, Event};
 pub(crate) use exports::dflockd::client::types::{
     ClientCert, Command, Enqueued as WitEnqueued, Grant as WitGrant, Outcome, Server, Setting,
     TlsSetting,

@@ -4,12 +4,14 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Cache, CacheConfig, Config, Engine, ProfilingStrategy, Store};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::error::OrRuntime;
+use crate::Error;
 
 /// Per-instance host state: the WASI context and its resource table.
 pub(crate) struct State {
@@ -31,127 +33,6 @@ impl WasiView for State {
             table: &mut self.table,
         }
     }
-}
-
-/// One instance for async calls (see [`crate::asynchronous`]).
-pub(crate) struct AsyncInstance {
-    /// The store.
-    pub(crate) store: Store<State>,
-    /// The component's exports, async.
-    pub(crate) client: crate::raw_async::Client,
-}
-use crate::error::OrRuntime;
-use crate::Error;
-
-/// An instance for the blocking API: the async bindings, driven by a tokio
-/// current-thread runtime of its own. A call blocks in `block_on`, so the
-/// calling thread waits on its socket itself (epoll) and wakes straight
-/// into the component. wasmtime-wasi's sync bindings instead wait on a
-/// shared multi-thread runtime whose worker wakes the caller: a thread
-/// hand-off per wait that cost about a quarter of a lock round trip
-/// (BENCHMARKS.md, "Where the time goes").
-pub(crate) struct BlockingInstance {
-    /// Declared first so that the sockets go before their runtime.
-    pub(crate) inst: AsyncInstance,
-    pub(crate) rt: OwnRuntime,
-    /// When the last call ended (see [`fresh`]).
-    pub(crate) last_call: Option<Instant>,
-}
-
-/// How long an instance sits between calls before the next one first
-/// refreshes what tokio knows of its sockets ([`fresh`]). Something that
-/// arrived in the last moment before a call is no different from
-/// something that arrives during it; a call straight after another (a
-/// release after its acquire) saves the refresh's two system calls.
-const FRESH_AFTER: Duration = Duration::from_millis(1);
-
-impl BlockingInstance {
-    /// Whether the next call must refresh readiness first.
-    pub(crate) fn stale(&self) -> bool {
-        self.last_call
-            .is_none_or(|ended| ended.elapsed() >= FRESH_AFTER)
-    }
-}
-
-/// A blocking instance's tokio runtime. Dropping a runtime waits for its
-/// blocking pool, which tokio forbids inside another runtime (it panics:
-/// "Cannot drop a runtime in a context where blocking is not allowed");
-/// dropped there, it shuts down in the background instead.
-pub(crate) struct OwnRuntime(Option<tokio::runtime::Runtime>);
-
-impl OwnRuntime {
-    pub(crate) fn get(&self) -> &tokio::runtime::Runtime {
-        self.0.as_ref().expect("the runtime is there until dropped")
-    }
-}
-
-impl Drop for OwnRuntime {
-    fn drop(&mut self) {
-        if let Some(rt) = self.0.take() {
-            if tokio::runtime::Handle::try_current().is_ok() {
-                rt.shutdown_background();
-            }
-        }
-    }
-}
-
-/// Runs an async method of a [`BlockingInstance`] to completion:
-/// `block_on!(instance, |inst| future)` (see [`off_runtime`]).
-macro_rules! block_on {
-    ($blocking:expr, |$inst:ident| $call:expr) => {{
-        let blocking: &mut $crate::runtime::BlockingInstance = $blocking;
-        let stale = blocking.stale();
-        let rt = blocking.rt.get();
-        let $inst = &mut blocking.inst;
-        let out =
-            $crate::runtime::off_runtime(|| rt.block_on($crate::runtime::fresh(stale, $call)));
-        blocking.last_call = Some(std::time::Instant::now());
-        out
-    }};
-}
-pub(crate) use block_on;
-
-/// [`block_on!`] without the first yield, for queries that read no socket
-/// (`next-deadline`): one `epoll_wait` fewer per lock operation.
-macro_rules! query {
-    ($blocking:expr, |$inst:ident| $call:expr) => {{
-        let blocking: &mut $crate::runtime::BlockingInstance = $blocking;
-        let rt = blocking.rt.get();
-        let $inst = &mut blocking.inst;
-        $crate::runtime::off_runtime(|| rt.block_on($call))
-    }};
-}
-pub(crate) use query;
-
-/// Runs `call`, after one yield to the instance's runtime when `stale`.
-/// That runtime runs only inside a call, so what arrived since the last
-/// one (a reply, the EOF of a connection the server closed) is known to
-/// tokio only once its I/O driver has polled epoll: a yield does that
-/// (an eventfd write to wake itself, one `epoll_wait` with no timeout) and
-/// runs wasmtime-wasi's pending write tasks. Without it a non-blocking
-/// read in the component sees stale readiness: `drive` never found its
-/// renewal reply, and an idle connection closed by the server looked
-/// alive until the request sent on it failed.
-pub(crate) async fn fresh<F: std::future::Future>(stale: bool, call: F) -> F::Output {
-    if stale {
-        tokio::task::yield_now().await;
-    }
-    call.await
-}
-
-/// Runs `blocking` (a `block_on` of an instance's own runtime) here, or,
-/// called from inside another tokio runtime (a blocking call or drop in
-/// async code), where `block_on` would panic, on a scoped thread of its own.
-pub(crate) fn off_runtime<R: Send>(blocking: impl FnOnce() -> R + Send) -> R {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return blocking();
-    }
-    std::thread::scope(|scope| {
-        scope
-            .spawn(blocking)
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
 }
 
 thread_local! {
@@ -439,49 +320,6 @@ impl Runtime {
     /// [`sandbox`] for its WASI context).
     pub fn component(&self) -> &Component {
         &self.inner.component
-    }
-
-    /// The same sandboxed instance, for blocking calls (see [`BlockingInstance`]).
-    pub(crate) fn instance_blocking(
-        &self,
-        allowed: &[SocketAddr],
-    ) -> Result<BlockingInstance, Error> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .enable_time()
-            .build()
-            .map_err(|e| Error::Runtime(format!("starting the instance's tokio runtime: {e}")))?;
-        // Owned at once, so that a failure below drops it safely anywhere.
-        let rt = OwnRuntime(Some(rt));
-        let inst = off_runtime(|| rt.get().block_on(self.instance_async(allowed)))?;
-        Ok(BlockingInstance {
-            inst,
-            rt,
-            last_call: None,
-        })
-    }
-
-    /// A sandboxed instance (see [`sandbox`]), for async calls.
-    pub(crate) async fn instance_async(
-        &self,
-        allowed: &[SocketAddr],
-    ) -> Result<AsyncInstance, Error> {
-        let mut store = self.sandboxed_store(allowed);
-        let client = self
-            .inner
-            .pre_async
-            .instantiate_async(&mut store)
-            .await
-            .or_runtime()?;
-        Ok(AsyncInstance { store, client })
-    }
-
-    fn sandboxed_store(&self, allowed: &[SocketAddr]) -> Store<State> {
-        let state = State {
-            ctx: sandbox(allowed),
-            table: ResourceTable::new(),
-        };
-        Store::new(&self.inner.engine, state)
     }
 
     /// The names the component imports and exports.

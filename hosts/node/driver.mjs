@@ -218,7 +218,7 @@ export class Driver {
       const events = this.#exports.driver.pollEvents();
       for (const event of events) {
         if (event.tag === 'done') this.#done(event.val);
-        else this.#lost(event.val);
+        else if (event.tag === 'lost') this.#lost(event.val);
       }
     } catch (e) {
       this.#fail(e); // poll-events returns no result: any throw is a trap

@@ -1,8 +1,9 @@
 //! Conversions between the WIT types and the pure core's types.
 
 use super::api::{connection as wc, driver, types as wt};
+use super::events::Event;
 use crate::counters::Counters;
-use crate::protocol::{stats, Enqueued, Error, Grant, Kind, Loss, LossCause};
+use crate::protocol::{stats, Answer, Enqueued, Error, Grant, Kind, Loss, LossCause};
 use crate::session::{LeaseLost, Outcome};
 use crate::settings::{ClientCert, ConnectSettings, RawOptions, Server, TlsOptions, Trust};
 
@@ -208,16 +209,33 @@ impl From<Outcome> for wt::Outcome {
     }
 }
 
-impl From<super::key_client::Event> for driver::Event {
-    fn from(e: super::key_client::Event) -> Self {
+impl From<Answer> for wc::Answer {
+    fn from(a: Answer) -> Self {
+        match a {
+            Answer::Connected => wc::Answer::Connected,
+            Answer::Acquired(grant) => wc::Answer::Acquired(grant.map(Into::into)),
+            Answer::Done => wc::Answer::Done,
+            Answer::Renewed(remaining) => wc::Answer::Renewed(remaining),
+            Answer::Enqueued(answer) => wc::Answer::Enqueued(answer.into()),
+            Answer::Stats(stats) => wc::Answer::Stats((*stats).into()),
+        }
+    }
+}
+
+impl From<Event> for driver::Event {
+    fn from(e: Event) -> Self {
         match e {
-            super::key_client::Event::Done { ticket, outcome } => {
-                driver::Event::Done(driver::Completion {
+            Event::Done { ticket, outcome } => driver::Event::Done(driver::Completion {
+                ticket,
+                outcome: outcome.map(Into::into).map_err(Into::into),
+            }),
+            Event::Answered { ticket, answer } => {
+                driver::Event::Answered(driver::ConnectionCompletion {
                     ticket,
-                    outcome: outcome.map(Into::into).map_err(Into::into),
+                    answer: answer.map(Into::into).map_err(Into::into),
                 })
             }
-            super::key_client::Event::Lost(lost) => driver::Event::Lost(lost.into()),
+            Event::Lost(lost) => driver::Event::Lost(lost.into()),
         }
     }
 }

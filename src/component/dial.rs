@@ -268,12 +268,6 @@ impl Steps for Connecting {
     }
 }
 
-/// Opens a connection for `dial`: [`Connecting`] run to its end, waiting
-/// under the reactor between steps (the blocking calls' way).
-pub fn connect(dial: &Dial) -> Result<Conn, Error> {
-    super::reactor::run_to_end(&mut Connecting::start(dial, clock::now()))
-}
-
 /// What one step did.
 enum Progress {
     /// Open: the outcome.

@@ -9,7 +9,6 @@
 //! pass" until the command's outcome.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -17,17 +16,15 @@ use wasip2::io::poll::Pollable;
 
 use super::clock;
 use super::dial::{Connecting, Dial};
+use super::events::{self, Event};
 use super::probe::Probe;
 use super::reactor::{self, Background, Steps};
 use super::transport::Conn;
 use crate::counters::Counters;
 use crate::protocol::Error;
-use crate::session::{Action, LeaseLost, Outcome, Session};
+use crate::session::{Action, Outcome, Session};
 use crate::settings::Settings;
 use crate::time::Instant;
-
-/// Losses kept for the driver to report; older ones are dropped first.
-const MAX_UNREPORTED_LOSSES: usize = 1024;
 
 /// A connection that answered less than this long ago is not checked for a
 /// close before the next command: a close in that moment is no different
@@ -35,23 +32,7 @@ const MAX_UNREPORTED_LOSSES: usize = 1024;
 /// request.
 const IDLE_CHECK_AFTER: Duration = Duration::from_millis(1);
 
-/// What happened in the instance, for the driver to report.
-pub enum Event {
-    /// A command started with [`KeyClient::start`] finished.
-    Done {
-        /// The ticket it was started with.
-        ticket: u64,
-        /// What the blocking call would have returned.
-        outcome: Result<Outcome, Error>,
-    },
-    /// A lease was lost.
-    Lost(LeaseLost),
-}
-
 thread_local! {
-    /// Oldest first. Losses past [`MAX_UNREPORTED_LOSSES`] drop the oldest
-    /// loss; completions are never dropped (one per started command).
-    static EVENTS: RefCell<VecDeque<Event>> = const { RefCell::new(VecDeque::new()) };
     /// The instance's totals: every key client adds what its session counted.
     static TOTALS: std::cell::Cell<Counters> = const { std::cell::Cell::new(Counters::ZERO) };
 }
@@ -59,60 +40,6 @@ thread_local! {
 /// The totals of every key client of the instance, dropped ones included.
 pub fn counters() -> Counters {
     TOTALS.get()
-}
-
-/// The losses found since the last call, from every key client of the
-/// instance; completions stay for [`take_events`].
-pub fn take_losses() -> Vec<LeaseLost> {
-    EVENTS.with_borrow_mut(|events| {
-        let mut losses = Vec::new();
-        let mut kept = VecDeque::new();
-        for event in events.drain(..) {
-            match event {
-                Event::Lost(lost) => losses.push(lost),
-                done => kept.push_back(done),
-            }
-        }
-        *events = kept;
-        losses
-    })
-}
-
-/// Everything that happened since the last call, oldest first.
-pub fn take_events() -> Vec<Event> {
-    EVENTS.with_borrow_mut(|events| events.drain(..).collect())
-}
-
-/// Whether events wait to be taken.
-fn events_waiting() -> bool {
-    EVENTS.with_borrow(|events| !events.is_empty())
-}
-
-/// Queues the completion of the command started with `ticket`.
-fn report_done(ticket: u64, outcome: Result<Outcome, Error>) {
-    EVENTS.with_borrow_mut(|events| events.push_back(Event::Done { ticket, outcome }));
-}
-
-/// When the driver must run next; `None` when nothing is held.
-pub fn next_deadline() -> Option<Instant> {
-    if events_waiting() {
-        return Some(Instant::default());
-    }
-    reactor::next_deadline()
-}
-
-/// The pollables standing for all the instance's pending work (see the
-/// WIT's `driver.pollables`): one ready at once when events wait.
-pub fn pollables() -> Vec<Pollable> {
-    if events_waiting() {
-        return vec![clock::timer(Instant::default())];
-    }
-    reactor::pollables()
-}
-
-/// A pollable ready at [`next_deadline`]; never ready when nothing is held.
-pub fn next_wakeup() -> Pollable {
-    clock::timer(next_deadline().unwrap_or(clock::NEVER))
 }
 
 /// The client of one key: a lock's or semaphore's session and its
@@ -363,19 +290,11 @@ impl KeyClient {
         if let Some(ticket) = self.ticket {
             if let Some(outcome) = self.session.poll_outcome() {
                 self.ticket = None;
-                report_done(ticket, outcome);
+                events::report(Event::Done { ticket, outcome });
             }
         }
         while let Some(lost) = self.session.poll_lost() {
-            EVENTS.with_borrow_mut(|events| {
-                let losses = events.iter().filter(|e| matches!(e, Event::Lost(_)));
-                if losses.count() == MAX_UNREPORTED_LOSSES {
-                    if let Some(oldest) = events.iter().position(|e| matches!(e, Event::Lost(_))) {
-                        events.remove(oldest);
-                    }
-                }
-                events.push_back(Event::Lost(lost));
-            });
+            events::report(Event::Lost(lost));
         }
     }
 
@@ -385,7 +304,7 @@ impl KeyClient {
         self.carry_out();
         if let Some(ticket) = self.ticket.take() {
             let outcome = Err(Error::Connection("closed by the caller".into()));
-            report_done(ticket, outcome);
+            events::report(Event::Done { ticket, outcome });
         }
     }
 
@@ -468,7 +387,7 @@ impl Drop for KeyClient {
                 self.carry_out();
                 Err(Error::Connection("the object was dropped".into()))
             };
-            report_done(ticket, outcome);
+            events::report(Event::Done { ticket, outcome });
         }
         if self.session.is_held() {
             let _ = self.run_to_outcome(|s, now| s.release(now));

@@ -2,14 +2,17 @@
 //! key clients (the WASI shell of the core's sessions), the transport and the
 //! pure core. Nothing here may panic: a trap poisons the instance.
 //!
-//! Imports run one way: `resources`/`connection` → `key_client` → `dial` →
-//! `probe` → `transport` → `reactor` → `clock`; the reactor knows the key clients only as its
+//! Imports run one way: `resources` → `key_client`, `connection` →
+//! `conn_client`; both clients → `events`, `dial` → `probe` → `transport` →
+//! `reactor` → `clock`; the reactor knows the clients only as its
 //! `Background` trait.
 
 mod clock;
+mod conn_client;
 mod connection;
 mod convert;
 mod dial;
+mod events;
 mod key_client;
 mod probe;
 mod reactor;
@@ -62,34 +65,41 @@ impl api::sharding::Guest for Component {
 
 impl api::driver::Guest for Component {
     fn next_wakeup() -> wasip2::io::poll::Pollable {
-        key_client::next_wakeup()
+        clock::timer(next_deadline().unwrap_or(clock::NEVER))
     }
 
     fn next_deadline() -> Option<u64> {
-        key_client::next_deadline().map(crate::time::Instant::as_nanos)
+        next_deadline().map(crate::time::Instant::as_nanos)
     }
 
     fn pollables() -> Vec<wasip2::io::poll::Pollable> {
-        key_client::pollables()
+        // Events waiting: one pollable ready at once.
+        if events::waiting() {
+            return vec![clock::timer(crate::time::Instant::default())];
+        }
+        reactor::pollables()
     }
 
     fn poll_events() -> Vec<api::driver::Event> {
         reactor::drive_all(clock::now());
-        key_client::take_events()
-            .into_iter()
-            .map(Into::into)
-            .collect()
+        events::take_all().into_iter().map(Into::into).collect()
     }
 
     fn drive() -> Vec<api::driver::LeaseLost> {
         reactor::drive_all(clock::now());
-        key_client::take_losses()
-            .into_iter()
-            .map(Into::into)
-            .collect()
+        events::take_losses().into_iter().map(Into::into).collect()
     }
 
     fn totals() -> api::driver::Counters {
         key_client::counters().into()
     }
+}
+
+/// When the driver must run next: now while events wait to be taken;
+/// `None` when nothing is held or pending.
+fn next_deadline() -> Option<crate::time::Instant> {
+    if events::waiting() {
+        return Some(crate::time::Instant::default());
+    }
+    reactor::next_deadline()
 }

@@ -189,12 +189,3 @@ fn client_hello() -> Option<Vec<u8>> {
     let mut session = settings.and_then(|s| s.session("probe.invalid")).ok()?;
     Some(session.take_outgoing())
 }
-
-/// `error` of `conn`, explained by a probe run to its end under the
-/// reactor, until `deadline` at the latest (the blocking calls' way).
-pub fn explain_blocking(conn: &Conn, error: Error, deadline: Instant) -> Error {
-    match Probe::of(conn, &error, deadline) {
-        Some(mut probe) => super::reactor::run_to_end(&mut probe),
-        None => error,
-    }
-}

@@ -334,17 +334,6 @@ pub trait Steps {
     fn deadline(&self) -> Instant;
 }
 
-/// Runs `machine` to its end, waiting under the reactor between steps
-/// (the blocking calls' way).
-pub fn run_to_end<S: Steps>(machine: &mut S) -> S::Output {
-    loop {
-        if let Some(done) = machine.step(clock::now()) {
-            return done;
-        }
-        wait_for(|out| machine.wakeups(out), machine.deadline());
-    }
-}
-
 /// [`wait`] on the pollables that `wakeups` gives.
 pub fn wait_for(wakeups: impl FnOnce(&mut Vec<Pollable>), deadline: Instant) {
     let mut own = Vec::new();

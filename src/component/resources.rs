@@ -15,11 +15,6 @@ use crate::protocol::{self as p, Kind};
 use crate::session::Outcome;
 use crate::settings::Settings;
 
-thread_local! {
-    /// The next command ticket: unique in the instance.
-    static NEXT_TICKET: std::cell::Cell<u64> = const { std::cell::Cell::new(1) };
-}
-
 /// What a `lock` or `semaphore` resource owns: its key client, which the
 /// reactor also reaches (weakly) to renew and to report.
 struct Handle(Rc<RefCell<KeyClient>>);
@@ -111,7 +106,7 @@ impl Handle {
 
     /// Starts `command` with a new ticket; returns the ticket.
     fn start(&self, command: Command) -> Result<u64, Error> {
-        let ticket = NEXT_TICKET.get();
+        let ticket = super::events::new_ticket();
         let mut client = self.client();
         match command {
             Command::Acquire => client.start(ticket, |s, now| s.acquire(now)),
@@ -120,7 +115,6 @@ impl Handle {
             Command::Release => client.start(ticket, |s, now| s.release(now)),
             Command::Renew => client.start(ticket, |s, now| s.renew(now)),
         }?;
-        NEXT_TICKET.set(ticket.wrapping_add(1));
         Ok(ticket)
     }
 

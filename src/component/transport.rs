@@ -18,9 +18,7 @@ use wasip2::sockets::network::{
 use wasip2::sockets::tcp::TcpSocket;
 use wasip2::sockets::{instance_network, tcp_create_socket};
 
-use super::clock;
-use crate::protocol::{Error, LineReader, Request, MAX_REPLY};
-use crate::time::Instant;
+use crate::protocol::{Error, LineReader, MAX_REPLY};
 use crate::tls::{Incoming, TlsSession};
 
 /// The open streams, and the TLS session over them. Field order is drop
@@ -112,25 +110,6 @@ impl Conn {
             self.fail(error.clone());
         }
         error
-    }
-
-    /// Validates and writes one request (encrypted under TLS), waiting
-    /// (under the reactor) for buffer space until `deadline`.
-    pub fn send(&mut self, request: &Request, deadline: Instant) -> Result<(), Error> {
-        let mut frame = Vec::new();
-        request.encode(&mut frame)?;
-        self.queue(&frame)?;
-        loop {
-            let writable = match self.flush() {
-                Ok(None) => return Ok(()),
-                Ok(Some(writable)) => writable,
-                Err(e) => return Err(e),
-            };
-            if clock::now() >= deadline {
-                return Err(self.fail(Error::Timeout));
-            }
-            super::reactor::wait(&[&writable], deadline);
-        }
     }
 
     /// Queues `plain` for the socket (encrypting it under TLS); nothing
@@ -245,28 +224,6 @@ impl Conn {
     /// A pollable ready when bytes (or EOF) can be read. `None` once failed.
     pub fn readable(&self) -> Option<Pollable> {
         self.open.as_ref().ok().map(|open| open.input.subscribe())
-    }
-
-    /// Sends `request` and blocks (servicing other leases) until its reply line.
-    pub fn round_trip(&mut self, request: &Request, deadline: Instant) -> Result<String, Error> {
-        self.send(request, deadline)?;
-        self.wait_line(deadline)
-    }
-
-    /// Blocks until the reply line, running the reactor; times out at `deadline`.
-    pub fn wait_line(&mut self, deadline: Instant) -> Result<String, Error> {
-        loop {
-            match self.poll_line() {
-                Ok(Some(line)) => return Ok(line),
-                Ok(None) => {}
-                Err(e) => return Err(e),
-            }
-            if clock::now() >= deadline {
-                return Err(self.fail(Error::Timeout));
-            }
-            let readable = self.readable();
-            super::reactor::wait(readable.as_ref().as_slice(), deadline);
-        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! command on the wire. Every reply line decodes into a typed value or an
 //! [`Error`]; the status table lives in [`reply`].
 
+pub mod answer;
 mod error;
 mod line;
 pub mod reply;
@@ -12,6 +13,7 @@ mod request;
 pub mod stats;
 mod token;
 
+pub use answer::{Answer, Expect};
 pub use error::{redact, Error, Loss, LossCause};
 pub use line::LineReader;
 pub use reply::{Enqueued, Grant};
