@@ -182,6 +182,27 @@ impl Instance {
         waited.map(drop)
     }
 
+    /// `connection.create`, then the blocking `connect`: an open
+    /// connection (dropped again when the connect fails).
+    pub fn open_connection(
+        &mut self,
+        server: &Server,
+        settings: &[Setting],
+    ) -> wasmtime::Result<Result<wasmtime::component::ResourceAny, Error>> {
+        let conns = self.client.dflockd_client_connection().connection();
+        let conn = match conns.call_create(&mut self.store, server, settings)? {
+            Ok(conn) => conn,
+            Err(e) => return Ok(Err(e)),
+        };
+        match conns.call_connect(&mut self.store, conn)? {
+            Ok(()) => Ok(Ok(conn)),
+            Err(e) => {
+                conn.resource_drop(&mut self.store)?;
+                Ok(Err(e))
+            }
+        }
+    }
+
     /// How many pollables `driver.pollables` gives now (dropped at once).
     pub fn pending(&mut self) -> wasmtime::Result<usize> {
         let driver = self.client.dflockd_client_driver();

@@ -72,7 +72,7 @@ fn bad_keys_and_options_are_invalid_arguments_and_nothing_connects() {
         Setting::Servers(vec![server_of(addr)]),
     ] {
         let opened = conns
-            .call_open(&mut inst.store, &server_of(addr), &[lock_only])
+            .call_create(&mut inst.store, &server_of(addr), &[lock_only])
             .unwrap();
         assert!(
             matches!(opened, Err(Error::InvalidArgument(_))),
@@ -242,7 +242,7 @@ fn bad_tls_material_is_an_invalid_argument_and_nothing_connects() {
         }
         let conns = inst.client.dflockd_client_connection().connection();
         let opened = conns
-            .call_open(&mut inst.store, &server_of(addr), &connect)
+            .call_create(&mut inst.store, &server_of(addr), &connect)
             .unwrap();
         assert!(
             matches!(opened, Err(Error::InvalidArgument(_))),
@@ -289,14 +289,9 @@ fn the_sandbox_refuses_addresses_outside_the_server_list() {
     let allowed = closed_port();
     let outside = quiet_listener();
     let mut inst = instance(&[allowed]);
-    let conns = inst.client.dflockd_client_connection().connection();
     let opts = [Setting::ConnectTimeoutMs(2_000)];
-    let result = conns
-        .call_open(
-            &mut inst.store,
-            &server_of(outside.local_addr().unwrap()),
-            &opts,
-        )
+    let result = inst
+        .open_connection(&server_of(outside.local_addr().unwrap()), &opts)
         .unwrap();
     assert!(matches!(result, Err(Error::Connection(_))), "{result:?}");
     assert_nobody_connected(&outside);

@@ -267,10 +267,7 @@ impl Harness {
         });
         let mut inst = instance(&[quiet.local_addr().expect("addr"), counted]);
         let conn = inst
-            .client
-            .dflockd_client_connection()
-            .connection()
-            .call_open(&mut inst.store, &server_of(counted), &[])
+            .open_connection(&server_of(counted), &[])
             .expect("no trap")
             .expect("a connection to the counting listener");
         (
@@ -331,8 +328,8 @@ fn opens(
     Ok(())
 }
 
-/// `connection.open` is only called where the model refuses it: a valid one
-/// would connect.
+/// `connection.create` where the model refuses it (a valid one is made
+/// and dropped by the other tests).
 fn connection_refuses(
     h: &mut Harness,
     server: Server,
@@ -343,9 +340,9 @@ fn connection_refuses(
     }
     let conns = h.inst.client.dflockd_client_connection().connection();
     let opened = conns
-        .call_open(&mut h.inst.store, &server, &settings)
+        .call_create(&mut h.inst.store, &server, &settings)
         .map_err(trap)?;
-    as_modelled("connection.open", false, opened, &secrets_of(&settings)).map(drop)
+    as_modelled("connection.create", false, opened, &secrets_of(&settings)).map(drop)
 }
 
 /// Each connection call with these arguments, where the model refuses it

@@ -17,11 +17,7 @@ fn connect(
     addr: std::net::SocketAddr,
     opts: Vec<Setting>,
 ) -> Result<ResourceAny, Error> {
-    inst.client
-        .dflockd_client_connection()
-        .connection()
-        .call_open(&mut inst.store, &server_of(addr), &opts)
-        .unwrap()
+    inst.open_connection(&server_of(addr), &opts).unwrap()
 }
 
 fn plain() -> Vec<Setting> {

@@ -358,13 +358,13 @@ fn max_locks_is_a_typed_error() {
 fn the_low_level_connection_speaks_every_lock_command() {
     let server = dflockd(&[]);
     let mut inst = instance(&[server.addr]);
-    let c = inst.client.dflockd_client_connection().connection();
     let plain = [Setting::ConnectTimeoutMs(5_000)];
-    let s = &mut inst.store;
-    let conn = c
-        .call_open(&mut *s, &server_of(server.addr), &plain)
+    let conn = inst
+        .open_connection(&server_of(server.addr), &plain)
         .unwrap()
         .unwrap();
+    let c = inst.client.dflockd_client_connection().connection();
+    let s = &mut inst.store;
     let grant = c
         .call_lock(&mut *s, conn, "low", 1, Some(30))
         .unwrap()

@@ -286,14 +286,14 @@ fn renewals_go_on_while_a_tls_handshake_waits() {
         Setting::ConnectTimeoutMs(6_000),
         Setting::Tls(vec![TlsSetting::CaPem(pki.ca_pem.clone())]),
     ];
-    let conns = inst.client.dflockd_client_connection().connection();
-    let outcome = conns
-        .call_open(&mut inst.store, &server_of(silent.addr), &connect)
+    let outcome = inst
+        .open_connection(&server_of(silent.addr), &connect)
         .unwrap();
     assert!(
         matches!(outcome, Err(host_tests::Error::Tls(_))),
         "{outcome:?}"
     );
+    let locks = inst.client.dflockd_client_locks().lock();
     assert!(locks.call_is_held(&mut inst.store, held).unwrap());
     let rival = lock_on(server.addr, "hs")
         .acquire_timeout_s(0)

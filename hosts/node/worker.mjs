@@ -22,8 +22,9 @@ function plainStats(s) {
 }
 
 function stats({ server, settings }) {
-  const conn = connection.Connection.open(server, settings);
+  const conn = connection.Connection.create(server, settings);
   try {
+    conn.connect();
     return plainStats(conn.stats());
   } finally {
     conn[Symbol.dispose]();

@@ -148,11 +148,11 @@ impl GuestConnection for Connection {
         Ok(wc::Connection::new(Connection(ConnClient::create(dial))))
     }
 
-    fn open(server: Server, settings: Vec<Setting>) -> Result<wc::Connection, Error> {
-        let dial = Dial::new(server.into(), convert::connect_settings(settings)?)?;
-        let connection = Connection(ConnClient::create(dial));
-        connection.run(&ConnectionCommand::Connect)?;
-        Ok(wc::Connection::new(connection))
+    fn connect(&self) -> Result<(), Error> {
+        match self.run(&ConnectionCommand::Connect)? {
+            Answer::Connected => Ok(()),
+            other => Err(unexpected(other)),
+        }
     }
 
     fn start(&self, command: ConnectionCommand) -> Result<u64, Error> {

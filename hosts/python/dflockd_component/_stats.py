@@ -78,9 +78,10 @@ def stats(
     secrets = (auth_token,)
     options = settings(auth_token=auth_token, connect_timeout_s=connect_timeout_s, tls=tls, ssl_context=ssl_context)
     connection = runtime.call_ok(
-        "connection", "[static]connection.open", server(host, port), options, secrets=secrets
+        "connection", "[static]connection.create", server(host, port), options, secrets=secrets
     )
     try:
+        runtime.call_ok("connection", "[method]connection.connect", connection, secrets=secrets)
         reply = runtime.call_ok("connection", "[method]connection.stats", connection, secrets=secrets)
     finally:
         runtime.drop(connection)  # the destructor closes the connection
