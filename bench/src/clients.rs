@@ -367,13 +367,13 @@ fn component_sync_bindings(
     start: &Barrier,
 ) -> Vec<Duration> {
     let mut inst = host_tests::instance(&[addr]);
-    let conns = inst.client.dflockd_client_connection().connection();
     let server = host_tests::Server {
         host: addr.ip().to_string(),
         port: addr.port(),
     };
-    let open = conns.call_open(&mut inst.store, &server, &[]);
+    let open = inst.open_connection(&server, &[]);
     let handle = open.expect("call").expect("open");
+    let conns = inst.client.dflockd_client_connection().connection();
     let key = format!("bench-sync-{w}");
     let mut out = Vec::with_capacity(rounds);
     start.wait();

@@ -198,7 +198,8 @@ macro_rules! commands {
             /// `ping` (dflockd 1.x has none: a typed `Error::Server`).
             fn ping() -> () = ConnectionCommand::Ping, WitAnswer::Done => ();
             /// `stats`: the server's tables.
-            fn stats() -> Stats = ConnectionCommand::Stats, WitAnswer::Stats(s) => raw::stats(s);
+            fn stats() -> Stats = ConnectionCommand::Stats,
+                WitAnswer::Stats(json) => dflockd_core::protocol::stats::decode_json(&json)?;
             /// `l`: `None` when the server's timeout passed.
             fn lock(key: &str, timeout_s: u64, lease_ttl_s: Option<u64>) -> Option<Grant>
                 = ConnectionCommand::Lock(AcquireRequest { key: key.into(), timeout_s, lease_ttl_s }),

@@ -166,6 +166,18 @@ impl Instance {
         self.requests.send(request).map_err(|_| self.gone())
     }
 
+    /// Sends the request `make` builds around its reply channel, and
+    /// waits (running the driver when no one else does) for the answer.
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Request,
+    ) -> Result<T, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.send(make(reply))?;
+        let _waiting = Waiting::new(&self.lead);
+        answer.await.map_err(|_| self.gone())?
+    }
+
     /// Opens a lock or semaphore in the instance.
     pub(crate) async fn open(
         &self,
@@ -174,16 +186,14 @@ impl Instance {
         settings: Vec<Setting>,
         watch: Arc<Watch>,
     ) -> Result<Opened, Error> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Request::Open {
+        self.ask(|reply| Request::Open {
             key,
             kind,
             settings,
             watch,
             reply,
-        })?;
-        let _waiting = Waiting::new(&self.lead);
-        answer.await.map_err(|_| self.gone())?
+        })
+        .await
     }
 
     /// Creates a low-level connection in the instance; its object number.
@@ -192,14 +202,12 @@ impl Instance {
         server: Server,
         settings: Vec<Setting>,
     ) -> Result<u64, Error> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Request::Create {
+        self.ask(|reply| Request::Create {
             server,
             settings,
             reply,
-        })?;
-        let _waiting = Waiting::new(&self.lead);
-        answer.await.map_err(|_| self.gone())?
+        })
+        .await
     }
 
     /// Runs `op` on `object`; dropping the future before it is answered

@@ -6,7 +6,6 @@
 
 use std::num::NonZeroU32;
 
-use dflockd_core::protocol::stats;
 use dflockd_core::{Enqueued, Grant, Kind, LeaseLost, Loss, LossCause};
 
 wasmtime::component::bindgen!({
@@ -26,7 +25,7 @@ pub(crate) use exports::dflockd::client::types::{
     ClientCert, Command, Enqueued as WitEnqueued, Grant as WitGrant, Outcome, Server, Setting,
     TlsSetting,
 };
-use exports::dflockd::client::{connection as wc, driver, types as wt};
+use exports::dflockd::client::{driver, types as wt};
 
 pub(crate) fn grant(g: WitGrant) -> Grant {
     Grant {
@@ -82,43 +81,5 @@ pub(crate) fn counters(c: driver::Counters) -> dflockd_core::Counters {
         renew_latency_ns_total: c.renew_latency_ns_total,
         renew_latency_ns_max: c.renew_latency_ns_max,
         leases_lost: c.leases_lost,
-    }
-}
-
-pub(crate) fn stats(s: wc::Stats) -> stats::Stats {
-    let idle = |list: Vec<wc::IdleInfo>| {
-        list.into_iter()
-            .map(|i| stats::IdleInfo {
-                key: i.key,
-                idle_s: i.idle_s,
-            })
-            .collect()
-    };
-    stats::Stats {
-        connections: s.connections,
-        locks: s
-            .locks
-            .into_iter()
-            .map(|l| stats::LockInfo {
-                key: l.key,
-                owner_conn_id: l.owner_conn_id,
-                lease_expires_in_s: l.lease_expires_in_s,
-                waiters: l.waiters,
-            })
-            .collect(),
-        semaphores: s
-            .semaphores
-            .into_iter()
-            .map(|m| stats::SemaphoreInfo {
-                key: m.key,
-                limit: m.limit,
-                holders: m.holders,
-                waiters: m.waiters,
-            })
-            .collect(),
-        idle_locks: idle(s.idle_locks),
-        idle_semaphores: idle(s.idle_semaphores),
-        // The component sends the object as the JSON text it received.
-        cluster: s.cluster.and_then(|c| serde_json::from_str(&c).ok()),
     }
 }

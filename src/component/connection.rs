@@ -257,7 +257,7 @@ impl GuestConnection for Connection {
 
     fn stats(&self) -> Result<Stats, Error> {
         match self.run(&ConnectionCommand::Stats)? {
-            Answer::Stats(stats) => Ok((*stats).into()),
+            Answer::Stats(json) => Ok(p::stats::decode_json(&json)?.into()),
             other => Err(unexpected(other)),
         }
     }

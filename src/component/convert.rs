@@ -217,7 +217,7 @@ impl From<Answer> for wc::Answer {
             Answer::Done => wc::Answer::Done,
             Answer::Renewed(remaining) => wc::Answer::Renewed(remaining),
             Answer::Enqueued(answer) => wc::Answer::Enqueued(answer.into()),
-            Answer::Stats(stats) => wc::Answer::Stats((*stats).into()),
+            Answer::Stats(json) => wc::Answer::Stats(json),
         }
     }
 }

@@ -67,7 +67,12 @@ pub fn decode_stats(line: &str) -> Result<Stats, Error> {
             }),
         );
     }
-    serde_json::from_str(rest).map_err(|e| Error::Protocol(format!("bad stats JSON: {e}")))
+    decode_json(rest)
+}
+
+/// Decodes the JSON object of a `stats` reply.
+pub fn decode_json(json: &str) -> Result<Stats, Error> {
+    serde_json::from_str(json).map_err(|e| Error::Protocol(format!("bad stats JSON: {e}")))
 }
 
 #[cfg(test)]
