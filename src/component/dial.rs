@@ -150,7 +150,8 @@ impl Connecting {
                     Ok(Progress::Waits(Stage::Connecting { socket, ip, rest }))
                 }
                 Err(e) => {
-                    self.last = net_error("connecting", e);
+                    let to = std::net::SocketAddr::new(ip, self.dial.server.port);
+                    self.last = net_error(&format!("connecting to {to}"), e);
                     drop(socket);
                     self.connect_next(rest).map(Progress::Moved)
                 }

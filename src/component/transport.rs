@@ -308,7 +308,8 @@ pub fn start_connect(ip: IpAddr, port: u16) -> Result<TcpSocket, Error> {
     Ok(socket)
 }
 
-/// A socket error as `connection`, saying what was being done.
+/// A socket error as `connection`, saying what was being done: "connecting
+/// to 10.0.0.5:6388: connection-refused" (WASI's name of the error).
 pub fn net_error(what: &str, code: ErrorCode) -> Error {
-    Error::Connection(format!("{what}: {code:?}"))
+    Error::Connection(format!("{what}: {}", code.name()))
 }
