@@ -1,11 +1,12 @@
-//! The `stats` reply: `ok <json>` decoded into typed records.
+//! The `stats` reply: `ok <json>` decoded into typed records (which
+//! serialize back to the same JSON, for tools that print it).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{reply::status_error, reply::ErrorContext, Error};
 
 /// A held lock.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct LockInfo {
     /// The key.
     pub key: String,
@@ -18,7 +19,7 @@ pub struct LockInfo {
 }
 
 /// A semaphore with holders or waiters.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct SemaphoreInfo {
     /// The key.
     pub key: String,
@@ -31,7 +32,7 @@ pub struct SemaphoreInfo {
 }
 
 /// A key nobody holds that the server still remembers.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct IdleInfo {
     /// The key.
     pub key: String,
@@ -40,7 +41,7 @@ pub struct IdleInfo {
 }
 
 /// The server's tables. Unknown fields are ignored; a missing list is an error.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Stats {
     /// Open client connections.
     pub connections: u64,
@@ -53,7 +54,7 @@ pub struct Stats {
     /// Idle semaphore keys.
     pub idle_semaphores: Vec<IdleInfo>,
     /// A clustered server's `cluster` object, kept as raw JSON.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<serde_json::Value>,
 }
 
