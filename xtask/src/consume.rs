@@ -91,6 +91,7 @@ pub fn all() -> Step {
     let project = Project::read()?;
     let server = Server::start()?;
     rust(&project, &server)?;
+    cli(&project, &server)?;
     npm(&project, &server)?;
     python(&project, &server)?;
     eprintln!("consume: the crates, the npm package and the wheel work outside the workspace");
@@ -102,13 +103,7 @@ pub fn all() -> Step {
 fn rust(project: &Project, server: &Server) -> Step {
     let dir = scratch("rust")?;
     let version = &project.version;
-    for name in ["dflockd-core", "dflockd-host"] {
-        run(Command::new("tar")
-            .arg("xzf")
-            .arg(dist::dir().join(format!("{name}-{version}.crate")))
-            .arg("-C")
-            .arg(&dir))?;
-    }
+    unpack(&dir, version)?;
     let app = dir.join("app");
     std::fs::create_dir_all(app.join("src")).map_err(|e| e.to_string())?;
     let manifest = format!(
@@ -145,6 +140,70 @@ opt-level = 2
     run_expecting(
         &mut cmd,
         &format!("consumer: released (dflockd-host {version})"),
+    )
+}
+
+/// The packed crates, unpacked into `dir`.
+fn unpack(dir: &Path, version: &str) -> Step {
+    for name in dist::CRATES {
+        run(Command::new("tar")
+            .arg("xzf")
+            .arg(dist::dir().join(format!("{name}-{version}.crate")))
+            .arg("-C")
+            .arg(dir))?;
+    }
+    Ok(())
+}
+
+/// The packed `dflock` built as `cargo install` builds it (outside any
+/// workspace, the packed library crates in place of crates.io's), then
+/// `dflock run` and `dflock stats` against the server.
+fn cli(project: &Project, server: &Server) -> Step {
+    let dir = scratch("cli")?;
+    let version = &project.version;
+    unpack(&dir, version)?;
+    let package = dir.join(format!("dflock-{version}"));
+    // The workspace's lock file: the same dependency versions, so the same builds.
+    std::fs::copy(root().join("Cargo.lock"), package.join("Cargo.lock"))
+        .map_err(|e| e.to_string())?;
+    let patch = |name: &str| {
+        let path = dir.join(format!("{name}-{version}"));
+        format!(
+            "patch.crates-io.{name}.path={:?}",
+            path.display().to_string()
+        )
+    };
+    // The workspace's dev profile and target dir: the build reuses the
+    // compiled wasmtime instead of a cold release build (minutes).
+    run(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--quiet", "--bin", "dflock"])
+            .args(["--config", &patch("dflockd-core")])
+            .args(["--config", &patch("dflockd-host")])
+            .args(["--config", "profile.dev.debug=\"line-tables-only\""])
+            .args([
+                "--config",
+                "profile.dev.package.cranelift-codegen.opt-level=2",
+            ])
+            .current_dir(&package)
+            .env("CARGO_TARGET_DIR", root().join("target")),
+    )?;
+    let dflock = root().join("target/debug/dflock");
+    let servers = server.addr.to_string();
+    run_expecting(
+        Command::new(&dflock)
+            .args(["--servers", &servers, "run", "consume-cli", "--"])
+            .args([
+                "sh",
+                "-c",
+                "echo \"dflock ran the command for $DFLOCK_KEY\"",
+            ])
+            .env_remove("DFLOCKD_COMPONENT"),
+        "dflock ran the command for consume-cli",
+    )?;
+    run_expecting(
+        Command::new(&dflock).args(["--servers", &servers, "stats", "--json"]),
+        "\"connections\"",
     )
 }
 

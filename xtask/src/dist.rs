@@ -226,7 +226,11 @@ fn show_metadata(wasm: &[u8], project: &Project) -> Step {
     Ok(())
 }
 
-/// `cargo package` of the two crates, the host crate carrying `component`.
+/// The crates a user installs from crates.io: `dflockd-host` depends on
+/// `dflockd-core`, the `dflock` command on both.
+pub const CRATES: [&str; 3] = ["dflockd-core", "dflockd-host", "dflock"];
+
+/// `cargo package` of the crates, the host crate carrying `component`.
 fn crates(component: &Path, version: &str, out: &Path) -> Step {
     let packaged = root().join("host").join(COMPONENT_FILE);
     std::fs::copy(component, &packaged).map_err(|e| format!("{}: {e}", packaged.display()))?;
@@ -236,6 +240,8 @@ fn crates(component: &Path, version: &str, out: &Path) -> Step {
         "dflockd-core",
         "-p",
         "dflockd-host",
+        "-p",
+        "dflock",
         // Verified by the consumption test instead (`consume::rust`), which
         // builds the packed crates outside the workspace with its build cache.
         "--no-verify",
@@ -244,7 +250,7 @@ fn crates(component: &Path, version: &str, out: &Path) -> Step {
     ]));
     let _ = std::fs::remove_file(&packaged);
     result?;
-    for name in ["dflockd-core", "dflockd-host"] {
+    for name in CRATES {
         let file = format!("{name}-{version}.crate");
         let from = root().join("target/package").join(&file);
         std::fs::copy(&from, out.join(&file)).map_err(|e| format!("{}: {e}", from.display()))?;

@@ -185,7 +185,15 @@ fn build() -> Result<PathBuf, String> {
 }
 
 fn demo() -> Step {
-    run(cargo().args(["build", "--quiet", "-p", "dflockd-examples", "--bins"]))?;
+    run(cargo().args([
+        "build",
+        "--quiet",
+        "-p",
+        "dflockd-examples",
+        "-p",
+        "dflock",
+        "--bins",
+    ]))?;
     let examples = root().join("target/debug");
     run(cargo()
         .args(["run", "--quiet", "-p", "host-tests", "--bin", "demo"])
@@ -214,6 +222,8 @@ fn test() -> Step {
         "host-tests",
         "-p",
         "dflockd-examples",
+        "-p",
+        "dflock",
     ]))?;
     consume::all()
 }

@@ -151,6 +151,51 @@ fn run_examples(server: SocketAddr) -> wasmtime::Result<()> {
             run_example(&dir, server, &name, &format!("{title}{flavour}"), env)?;
         }
     }
+    run_cli(&dir, server)
+}
+
+/// `$PATH` with `dir` first.
+fn path_with(dir: &std::path::Path) -> std::ffi::OsString {
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    let all = std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&rest));
+    std::env::join_paths(all).unwrap_or(rest)
+}
+
+/// `dflock run` and `dflock stats` once each, as an operator types them.
+fn run_cli(dir: &std::path::Path, server: SocketAddr) -> wasmtime::Result<()> {
+    let servers = server.to_string();
+    let dflock = dir.join("dflock");
+    let script = "echo \"  $DFLOCK_KEY held, fence $DFLOCK_FENCE: the job runs\"";
+    let stats = ["dflock", "--servers", &servers, "stats"];
+    let under_lock: Vec<&str> = ["run", "nightly-job", "--"]
+        .into_iter()
+        .chain(stats)
+        .collect();
+    let runs: [(&str, &[&str]); 2] = [
+        ("run", &["run", "nightly-job", "--", "sh", "-c", script]),
+        ("stats, run while it holds the lock", &under_lock),
+    ];
+    for (what, args) in runs {
+        println!(
+            "\n== dflock {what}: dflock --servers {servers} {}",
+            args.join(" ")
+        );
+        let out = std::process::Command::new(&dflock)
+            // The nested `dflock` is this one.
+            .env("PATH", path_with(dir))
+            .args(["--servers", &servers])
+            .args(args)
+            .output()
+            .map_err(|e| wasmtime::Error::msg(format!("running dflock: {e}")))?;
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+        if !out.status.success() {
+            eprint!("{}", String::from_utf8_lossy(&out.stderr));
+            return Err(wasmtime::Error::msg(format!(
+                "dflock {what} failed: {}",
+                out.status
+            )));
+        }
+    }
     Ok(())
 }
 
