@@ -19,7 +19,7 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::dflockd::client::connection::{
-    AcquireRequest, Answer, ConnectionCommand, ReleaseRequest, RenewRequest, Stats,
+    AcquireRequest, Answer, ConnectionCommand, ReleaseRequest, RenewRequest,
 };
 pub use exports::dflockd::client::driver::{Completion, ConnectionCompletion, Event, LeaseLost};
 pub use exports::dflockd::client::types::{

@@ -167,3 +167,26 @@ fn invalid_arguments_on_an_open_connection_send_no_byte() {
         Err(TryRecvError::Empty)
     ));
 }
+
+#[test]
+fn a_stats_reply_that_is_no_json_object_is_a_protocol_error_in_every_layer() {
+    // The component checks only that it is an object, and passes it on.
+    let standin = standin::start(Fault::Reply(b"ok [1]\n".to_vec()));
+    let mut inst = instance(&[standin.addr]);
+    let conn = connect(&mut inst, standin.addr, plain()).unwrap();
+    let stats = inst
+        .client
+        .dflockd_client_connection()
+        .connection()
+        .call_stats(&mut inst.store, conn)
+        .unwrap();
+    assert!(matches!(stats, Err(Error::Protocol(_))), "{stats:?}");
+    // An object the server would never send: the host's decoding says so.
+    let torn = standin::start(Fault::Reply(b"ok {\"connections\":2}\n".to_vec()));
+    let mut observer = host_tests::connect(torn.addr);
+    let typed = observer.stats();
+    assert!(
+        matches!(&typed, Err(dflockd_host::Error::Protocol(why)) if why.contains("bad stats JSON")),
+        "{typed:?}"
+    );
+}

@@ -26,7 +26,7 @@ export function instantiate(imports) {
 /**
  * The preview2-shim's WASI, whose sockets block the calling thread (each call a round trip
  * to the shim's I/O thread): for an instance whose blocking exports are called, as in the
- * stats worker (worker.mjs) and the raw benchmark.
+ * raw benchmark.
  */
 export async function shimImports() {
   const [cli, clocks, io, random, sockets] = await Promise.all([

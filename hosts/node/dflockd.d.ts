@@ -4,7 +4,7 @@
 // `await using` needs Symbol.asyncDispose in the consumer's lib too (Node has it since 20).
 /// <reference lib="esnext.disposable" />
 
-/** The WIT `error` cases, plus `internal` when the component or its worker broke. */
+/** The WIT `error` cases, plus `internal` when the component instance broke. */
 export type ErrorKind =
   | 'timeout'
   | 'auth'

@@ -2,13 +2,12 @@
 // by jco into gen/). The component runs on the application's own thread, driven from
 // Node's event loop through its non-blocking surface (driver.mjs): a method starts its
 // command and resolves when the instance reports it done. Leases renew in those turns of
-// the loop, between calls. Only `stats`, which has no non-blocking form, runs in a worker
-// thread (worker.mjs). Types: dflockd.d.ts.
+// the loop, between calls; `stats` goes through a low-level connection in the same
+// instance. Types: dflockd.d.ts.
 //
 // Lifetime: the loop keeps the process alive only while a call is in flight. A held
 // lease does not: a program with nothing left to do exits, its connections close, and the
 // server releases what they held (dflockd's default). So close() is tidy, not required.
-import { Worker } from 'node:worker_threads';
 import { Driver } from './driver.mjs';
 import { DflockdError } from './errors.mjs';
 
@@ -314,42 +313,38 @@ export async function shardIndex(key, n) {
   return (await loop()).call(({ sharding }) => sharding.shardIndex(key, count));
 }
 
-// ---- stats: the low-level `connection` blocks, so it runs in a worker thread ----
+// ---- stats ----
 
-let worker;
-let workerFailure; // once the worker died: every stats call fails with this
-let nextSeq = 1;
-const pending = new Map(); // seq -> {resolve, reject}; the worker is ref'ed while not empty
-
-function failWorker(error) {
-  workerFailure ??= error;
-  for (const { reject } of pending.values()) reject(workerFailure);
-  pending.clear();
+// Counters and connection ids are u64 in the server's JSON but far below 2^53: numbers.
+function list(reply, name) {
+  const value = reply[name];
+  if (!Array.isArray(value)) throw new TypeError(`no list "${name}"`);
+  return value;
 }
 
-function askWorker(args) {
-  return new Promise((resolve, reject) => {
-    if (workerFailure) throw workerFailure;
-    if (!worker) {
-      // No flags of the application's (`-e`, `--input-type`, loaders...): the worker runs
-      // only the component, and a worker refuses some of them.
-      worker = new Worker(new URL('./worker.mjs', import.meta.url), { execArgv: [] });
-      worker.on('message', onWorkerMessage);
-      worker.on('error', (e) => failWorker(new DflockdError('internal', `the stats worker failed: ${e.message}`)));
-      worker.on('exit', (code) => failWorker(new DflockdError('internal', `the stats worker exited (${code})`)));
-    }
-    if (pending.size === 0) worker.ref();
-    pending.set(nextSeq, { resolve, reject });
-    worker.postMessage({ seq: nextSeq++, args });
-  });
-}
-
-function onWorkerMessage(msg) {
-  const { resolve, reject } = pending.get(msg.seq);
-  pending.delete(msg.seq);
-  if (pending.size === 0) worker.unref();
-  if (msg.error) reject(new DflockdError(msg.error.kind, msg.error.detail));
-  else resolve(msg.value);
+/** The server's JSON object (the component passes it on unparsed) as `Stats`. */
+function statsOf(json) {
+  try {
+    const reply = JSON.parse(json);
+    if (typeof reply.connections !== 'number') throw new TypeError('no number "connections"');
+    const idle = (i) => ({ key: i.key, idleS: i.idle_s });
+    const stats = {
+      connections: reply.connections,
+      locks: list(reply, 'locks').map((l) => ({
+        key: l.key,
+        ownerConnId: l.owner_conn_id,
+        leaseExpiresInS: l.lease_expires_in_s,
+        waiters: l.waiters,
+      })),
+      semaphores: list(reply, 'semaphores').map(({ key, limit, holders, waiters }) => ({ key, limit, holders, waiters })),
+      idleLocks: list(reply, 'idle_locks').map(idle),
+      idleSemaphores: list(reply, 'idle_semaphores').map(idle),
+    };
+    if (reply.cluster !== undefined) stats.cluster = JSON.stringify(reply.cluster);
+    return stats;
+  } catch (e) {
+    throw new DflockdError('protocol', `bad stats JSON: ${e.message}`);
+  }
 }
 
 /**
@@ -360,5 +355,5 @@ function onWorkerMessage(msg) {
 export async function stats(where = {}) {
   const { host = '127.0.0.1', port = 6388 } = known('stats option', where, STATS_OPTIONS);
   const server = { host: expect('host', host, 'string'), port: u16('port', port) };
-  return askWorker({ server, settings: settingsOf(where, STATS_OPTIONS) });
+  return statsOf(await (await loop()).stats(server, settingsOf(where, STATS_OPTIONS)));
 }

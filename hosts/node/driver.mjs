@@ -1,6 +1,6 @@
 // The loop that drives one component instance on the application's own thread: the shape
 // of the Rust async host's driver (host/src/driver.rs), on Node's event loop. Commands
-// start without waiting (`lock.start` -> a ticket); the instance's `driver.pollables` are
+// start without waiting (`lock.start`, `connection.start` -> a ticket); the instance's `driver.pollables` are
 // what it waits on (sockets with a reply due, connections being opened, one timer at its
 // next deadline: a renewal, a timeout); when one is ready, `driver.poll-events` does what
 // is due and returns each finished command and each lost lease. Leases renew inside those
@@ -30,6 +30,7 @@ export class Driver {
   #closeAll;
   #objects = new Set();
   #tickets = new Map(); // ticket -> its object
+  #answers = new Map(); // ticket of a low-level connection's command -> its call
   #armed = null; // the pollables waited on; null while calls may come (none is live)
   #armQueued = false;
   #armLaterQueued = false;
@@ -79,6 +80,31 @@ export class Driver {
   close(object) {
     if (this.#dead || !this.#objects.has(object)) return Promise.resolve();
     return this.#queue(object, { close: true });
+  }
+
+  /**
+   * The server's `stats` JSON text, through a low-level connection of this instance:
+   * created, connected and asked without waiting (`connection.start`, each answered in a
+   * turn), then dropped.
+   */
+  async stats(server, settings) {
+    const conn = this.#enter(() => this.#exports.connection.Connection.create(server, settings));
+    try {
+      await this.#ask(conn, { tag: 'connect' });
+      return (await this.#ask(conn, { tag: 'stats' })).val;
+    } finally {
+      if (!this.#dead) this.#enter(() => conn[Symbol.dispose]());
+    }
+  }
+
+  /** Starts a low-level connection's `command`; its WIT answer. */
+  #ask(conn, command) {
+    if (this.#dead) return Promise.reject(this.#dead);
+    return new Promise((resolve, reject) => {
+      const ticket = this.#enter(() => conn.start(command));
+      if (this.#pending++ === 0) this.#keepAlive.ref();
+      this.#answers.set(ticket, { resolve, reject });
+    });
   }
 
   /** `fn(exports)` for the exports without I/O (fencing, sharding). */
@@ -218,6 +244,7 @@ export class Driver {
       const events = this.#exports.driver.pollEvents();
       for (const event of events) {
         if (event.tag === 'done') this.#done(event.val);
+        else if (event.tag === 'answered') this.#answered(event.val);
         else if (event.tag === 'lost') this.#lost(event.val);
       }
     } catch (e) {
@@ -250,6 +277,14 @@ export class Driver {
       this.#finish(op, null, outcome.val);
     }
     this.#advance(object);
+  }
+
+  #answered({ ticket, answer }) {
+    const op = this.#answers.get(ticket);
+    if (!op) return;
+    this.#answers.delete(ticket);
+    if (answer.tag === 'err') this.#finish(op, fromWit(answer.val));
+    else this.#finish(op, null, answer.val);
   }
 
   /** Remembers the grants that could be lost, and forgets the one a release gave up. */
@@ -299,6 +334,8 @@ export class Driver {
       for (const fence of object.live) this.#tell(object, { key: object.key, fence, cause: 'connection-lost', detail });
       object.live.clear();
     }
+    for (const op of this.#answers.values()) this.#abandon(op);
+    this.#answers.clear();
     this.#objects.clear();
     this.#tickets.clear();
     clearInterval(this.#keepAlive);

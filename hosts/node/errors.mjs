@@ -4,7 +4,7 @@
 export class DflockdError extends Error {
   /**
    * @param {string} kind `timeout`, `auth`, `lock-lost`, `invalid-argument`, `connection`, ...
-   *   (the WIT `error` tags), or `internal` when the component instance (or the stats worker) broke.
+   *   (the WIT `error` tags), or `internal` when the component instance broke.
    * @param {string | {cause: string, detail: string} | undefined} detail the message, or
    *   for `lock-lost` the loss record. The component redacts secrets from it.
    */

@@ -17,7 +17,7 @@ rmSync(gen, { recursive: true, force: true }); // no stale bindings from an olde
 // `--instantiation async`: gen/dflockd.js exports `instantiate(getCoreModule, imports)`
 // rather than one instance wired to the preview2-shim, so that component.mjs can make an
 // instance with the event-loop imports on the application's thread and another with the
-// shim's in the stats worker, from the same files.
+// shim's for the raw benchmark, from the same files.
 // `--import-bindings hybrid`: an import function that carries a core-level binding
 // (`fn[Symbol.for('cabiLower')]`) is called by the core module directly, past jco's
 // per-call bookkeeping (a few µs a call); the others go through jco's bindings as usual.

@@ -3,7 +3,7 @@
 use super::api::{connection as wc, driver, types as wt};
 use super::events::Event;
 use crate::counters::Counters;
-use crate::protocol::{stats, Answer, Enqueued, Error, Grant, Kind, Loss, LossCause};
+use crate::protocol::{Answer, Enqueued, Error, Grant, Kind, Loss, LossCause};
 use crate::session::{LeaseLost, Outcome};
 use crate::settings::{ClientCert, ConnectSettings, RawOptions, Server, TlsOptions, Trust};
 
@@ -144,45 +144,6 @@ impl From<Enqueued> for wt::Enqueued {
         match e {
             Enqueued::Acquired(g) => wt::Enqueued::Acquired(g.into()),
             Enqueued::Queued => wt::Enqueued::Queued,
-        }
-    }
-}
-
-impl From<stats::Stats> for wc::Stats {
-    fn from(s: stats::Stats) -> Self {
-        let idle = |list: Vec<stats::IdleInfo>| {
-            list.into_iter()
-                .map(|i| wc::IdleInfo {
-                    key: i.key,
-                    idle_s: i.idle_s,
-                })
-                .collect()
-        };
-        wc::Stats {
-            connections: s.connections,
-            locks: s
-                .locks
-                .into_iter()
-                .map(|l| wc::LockInfo {
-                    key: l.key,
-                    owner_conn_id: l.owner_conn_id,
-                    lease_expires_in_s: l.lease_expires_in_s,
-                    waiters: l.waiters,
-                })
-                .collect(),
-            semaphores: s
-                .semaphores
-                .into_iter()
-                .map(|m| wc::SemaphoreInfo {
-                    key: m.key,
-                    limit: m.limit,
-                    holders: m.holders,
-                    waiters: m.waiters,
-                })
-                .collect(),
-            idle_locks: idle(s.idle_locks),
-            idle_semaphores: idle(s.idle_semaphores),
-            cluster: s.cluster.map(|c| c.to_string()),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! request decodes to, and how long the server may take to send it.
 
 use super::reply::{decode_enqueue, decode_grant, decode_ok, decode_renew, ErrorContext};
-use super::stats::decode_stats;
+use super::stats::stats_json;
 use super::{Enqueued, Error, Grant, Request};
 
 /// What one command of the low-level connection came to.
@@ -18,10 +18,8 @@ pub enum Answer {
     Renewed(u64),
     /// `e`, `se`.
     Enqueued(Enqueued),
-    /// `stats`: the reply's JSON object, checked to decode (see
-    /// [`decode_json`](super::stats::decode_json)): as text, so that a
-    /// started command's answer carries no typed tables (the component's
-    /// size is a goal).
+    /// `stats`: the reply's JSON object as text, not parsed (see
+    /// [`stats_json`]); [`decode_json`](super::stats::decode_json) types it.
     Stats(String),
 }
 
@@ -74,11 +72,7 @@ impl Expect {
             }
             Reply::Renewed => Answer::Renewed(decode_renew(line)?),
             Reply::Enqueued => Answer::Enqueued(decode_enqueue(line)?),
-            Reply::Stats => {
-                decode_stats(line)?;
-                let json = line.split_once(' ').map_or("", |(_, json)| json);
-                Answer::Stats(json.into())
-            }
+            Reply::Stats => Answer::Stats(stats_json(line)?.into()),
         })
     }
 }
@@ -150,7 +144,13 @@ mod tests {
             r#"{"connections":2,"locks":[],"semaphores":[],"idle_locks":[],"idle_semaphores":[]}"#;
         let stats = Expect::of(&Request::Stats).decode(&format!("ok {json}"));
         assert_eq!(stats, Ok(Answer::Stats(json.into())));
-        let torn = Expect::of(&Request::Stats).decode("ok {\"connections\":2}");
-        assert!(matches!(torn, Err(Error::Protocol(_))), "{torn:?}");
+        let list = Expect::of(&Request::Stats).decode("ok [1]");
+        assert!(matches!(list, Err(Error::Protocol(_))), "{list:?}");
+        // Only shaped like an object here: the host's decoding refuses it.
+        let torn = r#"{"connections":2}"#;
+        let answer = Expect::of(&Request::Stats).decode(&format!("ok {torn}"));
+        assert_eq!(answer, Ok(Answer::Stats(torn.into())));
+        let typed = crate::protocol::stats::decode_json(torn);
+        assert!(matches!(typed, Err(Error::Protocol(_))), "{typed:?}");
     }
 }

@@ -60,6 +60,14 @@ pub struct Stats {
 
 /// Decodes `ok <json>`.
 pub fn decode_stats(line: &str) -> Result<Stats, Error> {
+    decode_json(stats_json(line)?)
+}
+
+/// The JSON object of `ok <json>`, not parsed: the component passes it on
+/// as text, because parsing it there would take serde_json into the
+/// component (~50 KB, and its size is a goal); each host decodes it
+/// ([`decode_json`], `JSON.parse`, `json.loads`).
+pub fn stats_json(line: &str) -> Result<&str, Error> {
     let (status, rest) = line.split_once(' ').unwrap_or((line, ""));
     if status != "ok" {
         return Err(
@@ -68,7 +76,13 @@ pub fn decode_stats(line: &str) -> Result<Stats, Error> {
             }),
         );
     }
-    decode_json(rest)
+    if !(rest.starts_with('{') && rest.ends_with('}')) {
+        return Err(Error::Protocol(format!(
+            "the stats reply is no JSON object: {:?}",
+            super::redact(line)
+        )));
+    }
+    Ok(rest)
 }
 
 /// Decodes the JSON object of a `stats` reply.

@@ -286,7 +286,7 @@ describe('on the event loop', () => {
     assert.match(e.message, /resolving/);
   });
 
-  test('stats (in its worker) and the pure functions answer', async () => {
+  test('stats (through a low-level connection of the same instance) and the pure functions answer', async () => {
     const held = lock('stats-held', port);
     assert.ok(await held.acquire());
     const st = await api.stats({ port });

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._bindings import field, server
+from ._bindings import server
+from ._errors import error
 from ._options import TLSOption, settings
 from ._runtime import Runtime, for_thread
 
@@ -58,8 +60,26 @@ _T = TypeVar("_T")
 
 
 def _plain(cls: type[_T], record: Any) -> _T:
-    """A WIT record as `cls`, whose fields are the record's with `_` for `-`."""
-    return cls(**{f.name: field(record, f.name.replace("_", "-")) for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
+    """A JSON object as `cls`, whose fields it must have (others are ignored)."""
+    return cls(**{f.name: record[f.name] for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
+
+
+def _decode(text: str) -> Stats:
+    """The server's JSON object (the component passes it on unparsed) as
+    `Stats`; what does not fit is a `ProtocolError`, as in the other hosts."""
+    try:
+        reply = json.loads(text)
+        cluster = reply.get("cluster")
+        return Stats(
+            connections=int(reply["connections"]),
+            locks=[_plain(LockInfo, r) for r in reply["locks"]],
+            semaphores=[_plain(SemaphoreInfo, r) for r in reply["semaphores"]],
+            idle_locks=[_plain(IdleInfo, r) for r in reply["idle_locks"]],
+            idle_semaphores=[_plain(IdleInfo, r) for r in reply["idle_semaphores"]],
+            cluster=None if cluster is None else json.dumps(cluster),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise error("protocol", f"bad stats JSON: {e!r}") from None
 
 
 def stats(
@@ -85,11 +105,4 @@ def stats(
         reply = runtime.call_ok("connection", "[method]connection.stats", connection, secrets=secrets)
     finally:
         runtime.drop(connection)  # the destructor closes the connection
-    return Stats(
-        connections=reply.connections,
-        locks=[_plain(LockInfo, r) for r in reply.locks],
-        semaphores=[_plain(SemaphoreInfo, r) for r in reply.semaphores],
-        idle_locks=[_plain(IdleInfo, r) for r in field(reply, "idle-locks")],
-        idle_semaphores=[_plain(IdleInfo, r) for r in field(reply, "idle-semaphores")],
-        cluster=reply.cluster,
-    )
+    return _decode(reply)
