@@ -12,7 +12,7 @@
 
 // The core's modules, under the names the glue uses.
 #[allow(unused_imports)]
-use dflockd_core::{counters, fence, protocol, session, settings, shard, time};
+use dflockd_core::{counters, fence, lock_set, protocol, session, settings, shard, time};
 
 pub mod tls;
 

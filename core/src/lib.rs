@@ -10,6 +10,8 @@
 //! - [`session`]: the lifecycle of one lock or semaphore as a sans-IO state
 //!   machine: it says what to send and when it next needs attention, and
 //!   takes what was read;
+//! - [`lock_set`]: several locks taken all or none, as a plan over their
+//!   sessions;
 //! - [`settings`]: options with their defaults applied and checked;
 //! - [`fence`], [`shard`]: fencing tokens and key routing.
 #![forbid(unsafe_code)]
@@ -18,6 +20,7 @@
 pub mod counters;
 pub mod fence;
 pub mod lease;
+pub mod lock_set;
 pub mod protocol;
 pub mod session;
 pub mod settings;

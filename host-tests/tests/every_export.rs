@@ -15,7 +15,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::OnceLock;
 
 use host_tests::raw::State;
-use host_tests::{instance, server_of, ClientCert, Error, Instance, Server, Setting, TlsSetting};
+use host_tests::{
+    instance, server_of, ClientCert, Command, Error, Instance, Server, Setting, TlsSetting,
+};
 use proptest::prelude::*;
 use wasmtime::component::ResourceAny;
 use wasmtime::Store;
@@ -324,6 +326,29 @@ fn opens(
         .map_err(trap)?;
     if let Some(s) = as_modelled("semaphore.open", model && limit > 0, semaphore, &secrets)? {
         s.resource_drop(&mut *store).map_err(trap)?;
+    }
+    // Lock sets: every key a word, none twice, at least one.
+    let longer = format!("{key}x");
+    for keys in [vec![], vec![key], vec![key, &longer], vec![key, key]] {
+        let unique = keys.iter().collect::<std::collections::HashSet<_>>().len() == keys.len();
+        let model = !keys.is_empty()
+            && unique
+            && keys.iter().all(|k| is_word(k, MAX_LINE))
+            && settings_ok(&settings, false);
+        let keys: Vec<String> = keys.into_iter().map(str::to_string).collect();
+        let set = locks
+            .lock_set()
+            .call_open(&mut *store, &keys, &settings)
+            .map_err(trap)?;
+        if let Some(set) = as_modelled("lock-set.open", model, set, &secrets)? {
+            // Opened: a command a set does not take is refused, sending nothing.
+            let renew = locks
+                .lock_set()
+                .call_start(&mut *store, set, Command::Renew)
+                .map_err(trap)?;
+            as_modelled("lock-set.start", false, renew, &[])?;
+            set.resource_drop(&mut *store).map_err(trap)?;
+        }
     }
     Ok(())
 }

@@ -66,8 +66,17 @@ pub struct KeyClient {
 impl KeyClient {
     /// A new idle key client, registered with the reactor for renewals.
     pub fn open(settings: Settings) -> Result<Rc<RefCell<Self>>, Error> {
+        let client = Rc::new(RefCell::new(Self::member(settings)?));
+        let slot = reactor::register(&client);
+        client.borrow_mut().slot = slot;
+        Ok(client)
+    }
+
+    /// A new idle key client that is not registered with the reactor: a
+    /// lock set's member, which the set drives (and renews) itself.
+    pub fn member(settings: Settings) -> Result<Self, Error> {
         let dial = Dial::new(settings.server.clone(), settings.connect.clone())?;
-        let client = Rc::new(RefCell::new(KeyClient {
+        Ok(KeyClient {
             session: Session::new(settings, clock::jitter()),
             dial,
             conn: None,
@@ -77,10 +86,33 @@ impl KeyClient {
             last_reply: None,
             counted: Counters::ZERO,
             slot: usize::MAX,
-        }));
-        let slot = reactor::register(&client);
-        client.borrow_mut().slot = slot;
-        Ok(client)
+        })
+    }
+
+    /// Starts one command with no ticket: its outcome stays for
+    /// [`KeyClient::take_outcome`] (a lock set's member).
+    pub fn begin_quiet(
+        &mut self,
+        command: impl FnOnce(&mut Session, Instant) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        self.begin(command)?;
+        self.collect();
+        Ok(())
+    }
+
+    /// The grant held, as last seen (no I/O).
+    pub fn grant(&self) -> Option<&crate::protocol::Grant> {
+        self.session.grant()
+    }
+
+    /// Whether a grant is held, as last seen (no I/O).
+    pub fn is_held(&self) -> bool {
+        self.session.is_held()
+    }
+
+    /// The outcome of the command started by [`KeyClient::begin_quiet`], once there.
+    pub fn take_outcome(&mut self) -> Option<Result<Outcome, Error>> {
+        self.session.poll_outcome()
     }
 
     /// Its slot with the reactor (see `reactor::touch`).

@@ -2,7 +2,7 @@
 //! key clients (the WASI shell of the core's sessions), the transport and the
 //! pure core. Nothing here may panic: a trap poisons the instance.
 //!
-//! Imports run one way: `resources` → `key_client`, `connection` →
+//! Imports run one way: `resources` and `lock_set` → `key_client`, `connection` →
 //! `conn_client`; both clients → `events`, `dial` → `probe` → `transport` →
 //! `reactor` → `clock`; the reactor knows the clients only as its
 //! `Background` trait.
@@ -14,6 +14,7 @@ mod convert;
 mod dial;
 mod events;
 mod key_client;
+mod lock_set;
 mod probe;
 mod reactor;
 mod resources;
@@ -40,6 +41,7 @@ struct Component;
 impl api::locks::Guest for Component {
     type Lock = resources::Lock;
     type Semaphore = resources::Semaphore;
+    type LockSet = lock_set::LockSet;
 }
 
 impl api::connection::Guest for Component {
