@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use dflockd_host::{Builder, Counting, Exclusive, Runtime};
+use dflockd_host::{AllOf, Builder, Counting, Exclusive, Runtime};
 
 pub fn runtime() -> Runtime {
     Runtime::new()
@@ -33,6 +33,10 @@ pub fn lock(rt: &Runtime, key: &str) -> Builder<Exclusive> {
 
 pub fn semaphore(rt: &Runtime, key: &str, limit: u32) -> Builder<Counting> {
     rt.semaphore(key, limit).servers(servers())
+}
+
+pub fn lock_set(rt: &Runtime, keys: &[&str]) -> Builder<AllOf> {
+    rt.lock_set(keys.iter().copied()).servers(servers())
 }
 
 /// Sleeps `seconds` × `DFLOCKD_DEMO_SCALE`; returns how long that was.

@@ -91,11 +91,13 @@ pub enum Command {
     /// Take a lock (or a semaphore slot), run a command while holding it,
     /// release it when the command exits.
     #[command(
-        long_about = "Take a lock on KEY (a slot of a semaphore with --limit), run CMD with \
-                      its standard input, output and error while holding it, renewing the \
-                      lease as it runs, and release it when CMD exits. dflock exits with \
+        long_about = "Take a lock on KEY (a slot of a semaphore with --limit; with several \
+                      keys, all of them or none, in one order whatever the order given), run \
+                      CMD with its standard input, output and error while holding it, \
+                      renewing the lease as it runs, and release it when CMD exits. dflock exits with \
                       CMD's exit code (128 + N when a signal N ended it). CMD sees \
-                      DFLOCK_KEY and DFLOCK_FENCE (the grant's fencing number), never the \
+                      DFLOCK_KEY and DFLOCK_FENCE (the grant's fencing number; with several \
+                      keys, each list separated by spaces, in the order taken), never the \
                       lock's token. SIGINT, SIGTERM and SIGHUP sent to dflock are passed to \
                       CMD (Ctrl-C on a terminal reaches CMD directly, once). If the lease is lost (the server went away, or froze past the \
                       lease), CMD gets SIGTERM, then SIGKILL after --kill-after seconds.",
@@ -127,16 +129,18 @@ const EXIT_CODES_HELP: &str = "Exit status:\n  \
     dflock run nightly-report -- ./report.sh         # cron: one machine at a time\n  \
     dflock run --no-wait deploy -- ./deploy.sh       # skip if a deploy runs\n  \
     dflock run --wait 600 migrate -- ./migrate.sh    # wait up to 10 minutes\n  \
-    dflock run --limit 3 encode -- ./encode.sh in    # at most 3 at once";
+    dflock run --limit 3 encode -- ./encode.sh in    # at most 3 at once\n  \
+    dflock run acct:17 acct:42 -- ./transfer.sh      # both accounts, or wait";
 
 /// The longest time the protocol can say (292 years).
 pub const MAX_SECONDS: u64 = 9_223_372_036;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The lock's (or semaphore's) key.
-    #[arg(value_name = "KEY")]
-    pub key: String,
+    /// The lock's (or semaphore's) key; several keys make a lock set,
+    /// taken all or none.
+    #[arg(value_name = "KEY", required = true)]
+    pub keys: Vec<String>,
     /// Take one of N slots of a semaphore on KEY instead of the lock.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub limit: Option<u32>,

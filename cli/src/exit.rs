@@ -6,6 +6,8 @@
 /// Not acquired within `--wait`: EX_TEMPFAIL of sysexits.h, "try again
 /// later" (`--conflict-exit-code` changes it, as `flock -E` does).
 pub const NOT_ACQUIRED: u8 = 75;
+/// Bad arguments (clap's own status for them).
+pub const USAGE: u8 = 2;
 /// dflock itself failed: the servers, auth, TLS, a file it had to read.
 pub const FAILED: u8 = 125;
 /// The command was found but cannot be run.

@@ -32,34 +32,102 @@ pub async fn run(runtime: &Runtime, servers: &Servers, args: RunArgs) -> u8 {
     } else {
         args.wait.unwrap_or(FOREVER_S)
     };
-    let holder = match args.limit {
-        None => {
-            let builder = configure(runtime.lock(&args.key), servers, &args, wait_s, lost_tx);
+    let label = label(&args.keys);
+    let holder = match (args.keys.as_slice(), args.limit) {
+        ([key], None) => {
+            let builder = configure(runtime.lock(key), servers, &args, wait_s, lost_tx);
             Held::Lock(builder.build_async().await)
         }
-        Some(limit) => {
-            let builder = configure(
-                runtime.semaphore(&args.key, limit),
-                servers,
-                &args,
-                wait_s,
-                lost_tx,
-            );
+        ([key], Some(limit)) => {
+            let builder = runtime.semaphore(key, limit);
+            let builder = configure(builder, servers, &args, wait_s, lost_tx);
             Held::Semaphore(builder.build_async().await)
         }
+        (keys, None) => {
+            let builder = runtime.lock_set(keys.iter().cloned());
+            let builder = configure(builder, servers, &args, wait_s, lost_tx);
+            Held::Set(builder.build_async().await)
+        }
+        (_, Some(_)) => {
+            eprintln!(
+                "dflock: --limit takes one key (a semaphore's); several keys make a lock set"
+            );
+            return exit::USAGE;
+        }
+    };
+    let how = How {
+        runtime,
+        servers,
+        args: &args,
+        wait_s,
+        label: &label,
     };
     match holder {
-        Held::Lock(Ok(h)) => hold(runtime, &h, servers, &args, wait_s, &mut signals, lost_rx).await,
-        Held::Semaphore(Ok(h)) => {
-            hold(runtime, &h, servers, &args, wait_s, &mut signals, lost_rx).await
+        Held::Lock(Ok(h)) => hold(&how, &h, &mut signals, lost_rx).await,
+        Held::Semaphore(Ok(h)) => hold(&how, &h, &mut signals, lost_rx).await,
+        Held::Set(Ok(h)) => hold(&how, &h, &mut signals, lost_rx).await,
+        Held::Lock(Err(e)) | Held::Semaphore(Err(e)) | Held::Set(Err(e)) => {
+            fail(format_args!("{label}: {e}"))
         }
-        Held::Lock(Err(e)) | Held::Semaphore(Err(e)) => fail(format_args!("{}: {e}", args.key)),
+    }
+}
+
+/// "k", or "{a, b}" for a lock set.
+fn label(keys: &[String]) -> String {
+    match keys {
+        [key] => key.clone(),
+        keys => format!("{{{}}}", keys.join(", ")),
     }
 }
 
 enum Held {
     Lock(Result<AsyncHolder<dflockd_host::Exclusive>, Error>),
     Semaphore(Result<AsyncHolder<dflockd_host::Counting>, Error>),
+    Set(Result<AsyncHolder<dflockd_host::AllOf>, Error>),
+}
+
+/// What the object `run` takes tells the command and the spinner.
+trait Target {
+    /// `DFLOCK_KEY` and `DFLOCK_FENCE`, once held (a set's: lists, by spaces).
+    fn env(&self) -> (String, String);
+    /// The key whose queue the spinner shows, and its server (one key only).
+    fn watched(&self) -> Option<(&str, u32)>;
+}
+
+/// A lock's or a semaphore's: one key.
+macro_rules! one_key_target {
+    ($($kind:ty),*) => {$(
+        impl Target for AsyncHolder<$kind> {
+            fn env(&self) -> (String, String) {
+                let fence = self.fence().unwrap_or_default();
+                (self.key().to_string(), fence.to_string())
+            }
+            fn watched(&self) -> Option<(&str, u32)> {
+                Some((self.key(), self.server_index()))
+            }
+        }
+    )*};
+}
+
+one_key_target!(dflockd_host::Exclusive, dflockd_host::Counting);
+
+impl Target for AsyncHolder<dflockd_host::AllOf> {
+    fn env(&self) -> (String, String) {
+        let fences: Vec<String> = self.grants().iter().map(|g| g.fence.to_string()).collect();
+        (self.keys().join(" "), fences.join(" "))
+    }
+    fn watched(&self) -> Option<(&str, u32)> {
+        None
+    }
+}
+
+/// Everything `hold` needs but the object.
+struct How<'a> {
+    runtime: &'a Runtime,
+    servers: &'a Servers,
+    args: &'a RunArgs,
+    wait_s: u64,
+    label: &'a str,
 }
 
 fn configure<K>(
@@ -79,22 +147,25 @@ fn configure<K>(
 }
 
 async fn hold<K>(
-    runtime: &Runtime,
+    how: &How<'_>,
     holder: &AsyncHolder<K>,
-    servers: &Servers,
-    args: &RunArgs,
-    wait_s: u64,
     signals: &mut Signals,
     mut lost: mpsc::UnboundedReceiver<LeaseLost>,
-) -> u8 {
-    let key = &args.key;
+) -> u8
+where
+    AsyncHolder<K>: Target,
+{
+    let (args, wait_s, key) = (how.args, how.wait_s, how.label);
+    let watched = holder.watched();
     let acquired = tokio::select! {
         acquired = holder.acquire() => acquired,
         signal = signals.recv() => {
             eprintln!("dflock: {} while waiting for {key}", signals::name(signal));
             return exit::SIGNALLED + signal as u8;
         }
-        () = waiting::show(runtime, holder, servers, args.limit) => unreachable!("shows until dropped"),
+        () = waiting::show(how.runtime, key, watched, how.servers, args.limit) => {
+            unreachable!("shows until dropped")
+        }
     };
     let guard = match acquired {
         Ok(Some(guard)) => guard,
@@ -108,12 +179,12 @@ async fn hold<K>(
         }
         Err(e) => return fail(format_args!("acquiring {key}: {e}")),
     };
-    let fence = guard.fence().unwrap_or_default();
+    let (keys, fences) = holder.env();
     let (program, rest) = args.command.split_first().expect("clap requires CMD");
     let child = tokio::process::Command::new(program)
         .args(rest)
-        .env("DFLOCK_KEY", key)
-        .env("DFLOCK_FENCE", fence.to_string())
+        .env("DFLOCK_KEY", keys)
+        .env("DFLOCK_FENCE", fences)
         .spawn();
     let mut child = match child {
         Ok(child) => child,

@@ -5,7 +5,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use dflockd_host::asynchronous::{AsyncConnection, AsyncHolder};
+use dflockd_host::asynchronous::AsyncConnection;
 use dflockd_host::{Runtime, Stats};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -15,26 +15,30 @@ use crate::servers::Servers;
 const STATS_EVERY: Duration = Duration::from_secs(1);
 
 /// Shows the wait until dropped (it never ends by itself).
-pub async fn show<K>(
+pub async fn show(
     runtime: &Runtime,
-    holder: &AsyncHolder<K>,
+    label: &str,
+    watched: Option<(&str, u32)>,
     servers: &Servers,
     limit: Option<u32>,
 ) {
     if !std::io::stderr().is_terminal() {
         return std::future::pending().await;
     }
-    let key = holder.key();
     let spinner = ProgressBar::new_spinner().with_style(
         ProgressStyle::with_template("{spinner} {elapsed} waiting for {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
-    spinner.set_message(key.to_string());
+    spinner.set_message(label.to_string());
     spinner.enable_steady_tick(Duration::from_millis(100));
     let _clear = Clear(spinner.clone());
-    let mut observer = observer(runtime, holder, servers).await;
+    // A lock set's members wait one after the other: only its label shows.
+    let mut observer = match watched {
+        Some((_, server_index)) => observer(runtime, server_index, servers).await,
+        None => None,
+    };
     loop {
-        if let Some(conn) = &mut observer {
+        if let (Some(conn), Some((key, _))) = (&mut observer, watched) {
             match conn.stats().await {
                 Ok(stats) => spinner.set_message(describe(&stats, key, limit)),
                 // The wait goes on; only the detail is gone.
@@ -46,12 +50,12 @@ pub async fn show<K>(
 }
 
 /// A connection to the key's server for `stats`, if one can be made.
-async fn observer<K>(
+async fn observer(
     runtime: &Runtime,
-    holder: &AsyncHolder<K>,
+    server_index: u32,
     servers: &Servers,
 ) -> Option<AsyncConnection> {
-    let (host, port) = servers.list.get(holder.server_index() as usize)?;
+    let (host, port) = servers.list.get(server_index as usize)?;
     let tls = servers.tls.as_ref();
     runtime
         .connect_with_async(host, *port, servers.auth_token.as_deref(), tls)

@@ -136,14 +136,13 @@ fn bad_arguments_and_commands_that_cannot_run() {
 #[test]
 fn a_semaphore_lets_limit_commands_run_at_once() {
     let server = dflockd(&[]);
-    let script = "echo started; read line";
+    // Runs until a signal ends it (not reading stdin, which `wait` closes).
+    let script = "echo started; while :; do sleep 0.05; done";
     let slow = |server| {
-        let mut cmd = dflock(
+        dflock(
             server,
             &["run", "--limit", "2", "s", "--", "sh", "-c", script],
-        );
-        cmd.stdin(std::process::Stdio::piped());
-        cmd
+        )
     };
     let first = Running::start(slow(server.addr));
     let second = Running::start(slow(server.addr));
@@ -330,4 +329,45 @@ fn two_runs_on_one_key_never_overlap() {
         assert!(pair[0].2 <= pair[1].2, "time went back: {text}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn several_keys_are_taken_all_or_none() {
+    let server = dflockd(&[]);
+    let holder = held(server.addr, "b");
+    let (code, stdout, stderr) = output(dflock(
+        server.addr,
+        &["run", "--no-wait", "a", "b", "--", "echo", "ran"],
+    ));
+    assert_eq!((code, stdout.as_str()), (75, ""));
+    assert_eq!(
+        stderr,
+        "dflock: {a, b} is held elsewhere (--no-wait): not run\n"
+    );
+    // `a` was taken first and given back.
+    drop(held(server.addr, "a"));
+    drop(holder);
+    let (code, stdout, stderr) = output(dflock(server.addr, &["run", "c", "a", "--", "env"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.lines().any(|l| l == "DFLOCK_KEY=a c"),
+        "in the order taken: {stdout}"
+    );
+    let fences = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("DFLOCK_FENCE="))
+        .expect("DFLOCK_FENCE");
+    assert_eq!(
+        fences
+            .split(' ')
+            .filter(|f| f.parse::<u64>().is_ok())
+            .count(),
+        2,
+        "{fences}"
+    );
+    let (code, _, stderr) = output(dflock(
+        server.addr,
+        &["run", "--limit", "2", "a", "b", "--", "true"],
+    ));
+    assert_eq!(code, 2, "{stderr}");
 }

@@ -23,6 +23,8 @@ fn run(example: &str, servers: &[&Server], env: &[(&str, &str)]) -> String {
         "fencing_async" => env!("CARGO_BIN_EXE_fencing_async"),
         "semaphore" => env!("CARGO_BIN_EXE_semaphore"),
         "semaphore_async" => env!("CARGO_BIN_EXE_semaphore_async"),
+        "lock_set" => env!("CARGO_BIN_EXE_lock_set"),
+        "lock_set_async" => env!("CARGO_BIN_EXE_lock_set_async"),
         "auth" => env!("CARGO_BIN_EXE_auth"),
         "auth_async" => env!("CARGO_BIN_EXE_auth_async"),
         "stats" => env!("CARGO_BIN_EXE_stats"),
@@ -174,6 +176,20 @@ fn semaphore_serves_nine_workers_three_at_a_time() {
                 "worker {n}: {out}"
             );
         }
+    }
+}
+
+#[test]
+fn lock_set_runs_every_transfer_holding_both_accounts() {
+    let server = dflockd(&[]);
+    for out in both("lock_set", &[&server], &[]) {
+        for n in 0..6 {
+            assert!(
+                out.contains(&format!("transfer ({n}) ")),
+                "transfer {n}: {out}"
+            );
+        }
+        assert_eq!(out.matches("holding [").count(), 6, "{out}");
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use dflockd_host::asynchronous::AsyncHolder;
-use dflockd_host::{Builder, Counting, Enqueued, Error, Exclusive, Holder};
+use dflockd_host::{Builder, Counting, Enqueued, Error, Exclusive, Holder, OneKey};
 use host_tests::scenarios::{self, hosts_dir, Flavour, Object, Scenario, Servers};
 
 /// Runs every scenario in-process through `flavour`; panics listing the failures.
@@ -31,7 +31,7 @@ struct Blocking;
 /// A blocking holder (a local type: the trait and `Holder` are both foreign here).
 struct BlockingObject<K>(Holder<K>);
 
-impl<K: 'static> Object for BlockingObject<K> {
+impl<K: OneKey + 'static> Object for BlockingObject<K> {
     fn acquire(&self) -> Result<bool, Error> {
         // The grant stays held until the scenario releases it.
         Ok(self.0.acquire()?.map(std::mem::forget).is_some())
@@ -74,7 +74,7 @@ struct AsyncObject<K> {
     rt: tokio::runtime::Handle,
 }
 
-impl<K: 'static> Object for AsyncObject<K> {
+impl<K: OneKey + 'static> Object for AsyncObject<K> {
     fn acquire(&self) -> Result<bool, Error> {
         let granted = self.rt.block_on(self.holder.acquire())?;
         Ok(granted.map(std::mem::forget).is_some())

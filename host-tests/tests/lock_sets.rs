@@ -245,3 +245,175 @@ fn sets_sharing_keys_in_any_order_never_deadlock_nor_overlap() {
         assert!(free(addr, key), "{key} left held");
     }
 }
+
+// ---- the Rust host's LockSet and AsyncLockSet ----
+
+fn set_on(server: SocketAddr, keys: &[&str]) -> dflockd_host::Builder<dflockd_host::AllOf> {
+    host_tests::runtime()
+        .lock_set(keys.iter().copied())
+        .server(server.ip().to_string(), server.port())
+}
+
+#[test]
+fn the_blocking_lock_set_holds_every_key_until_its_guard_drops() {
+    let server = dflockd(&[]);
+    let set = set_on(server.addr, &["s2", "s1"]).build().unwrap();
+    assert_eq!(set.keys(), ["s1", "s2"]);
+    let guard = set.acquire().unwrap().expect("free");
+    assert!(set.is_held());
+    assert_eq!(set.grants().len(), 2);
+    let shown = format!("{set:?}");
+    assert!(
+        shown.contains("s1") && !shown.contains(&set.grants()[0].token),
+        "{shown}"
+    );
+    let rival = set_on(server.addr, &["s2", "s3"])
+        .acquire_timeout_s(0)
+        .build()
+        .unwrap();
+    assert!(
+        rival.acquire().unwrap().is_none(),
+        "s2 is held by the first set"
+    );
+    assert!(free(server.addr, "s3"), "the rival gave back s3");
+    drop(guard);
+    assert!(!set.is_held() && set.grants().is_empty());
+    assert!(rival.acquire().unwrap().is_some());
+    let routed = set_on(server.addr, &["a", "b"])
+        .shard_with(|_, _| 0)
+        .build();
+    assert!(matches!(
+        routed,
+        Err(dflockd_host::Error::InvalidArgument(_))
+    ));
+}
+
+#[test]
+fn a_held_set_reports_the_loss_of_a_member_once_and_lets_go_of_the_rest() {
+    let (mut a, b) = (dflockd(&[]), dflockd_in(newest_dialect(), &[]));
+    let keys = two_keys_one_on_each(2);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = Mutex::new(tx);
+    let set = host_tests::runtime()
+        .lock_set(keys.clone())
+        .servers([
+            (a.addr.ip().to_string(), a.addr.port()),
+            (b.addr.ip().to_string(), b.addr.port()),
+        ])
+        .lease_ttl_s(2)
+        .on_lost(move |lost| {
+            let _ = tx.lock().unwrap().send(lost.clone());
+        })
+        .build()
+        .unwrap();
+    let guard = set.acquire().unwrap().expect("free");
+    a.kill();
+    let lost = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the loss is reported");
+    assert_eq!(lost.key, keys[0]);
+    assert!(!set.is_held());
+    host_tests::matrix::free_at_server(b.addr, &keys[1]);
+    let told = guard.release();
+    assert!(
+        matches!(told, Err(dflockd_host::Error::LockLost(_))),
+        "{told:?}"
+    );
+    assert!(
+        rx.recv_timeout(Duration::from_millis(200)).is_err(),
+        "reported once"
+    );
+}
+
+#[test]
+fn async_sets_sharing_keys_from_many_tasks_never_deadlock_nor_overlap() {
+    let server = dflockd(&[]);
+    let addr = server.addr;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let holders: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..8)
+            .map(|t| {
+                let holders = holders.clone();
+                tokio::spawn(async move {
+                    for round in 0..10 {
+                        let mut mine = vec!["t1", "t2", "t3", "t4", "t5"];
+                        mine.rotate_left((t * 3 + round) % 5);
+                        mine.truncate(2 + (t + round) % 3);
+                        if round % 2 == 0 {
+                            mine.reverse();
+                        }
+                        let set = set_on(addr, &mine)
+                            .acquire_timeout_s(60)
+                            .build_async()
+                            .await
+                            .unwrap();
+                        let guard = set.acquire().await.unwrap().expect("within a minute");
+                        for key in &mine {
+                            let before = holders.lock().unwrap().insert(key.to_string(), t);
+                            assert_eq!(before, None, "{key} held twice");
+                        }
+                        tokio::task::yield_now().await;
+                        for key in &mine {
+                            holders.lock().unwrap().remove(*key);
+                        }
+                        assert!(guard.release().await.unwrap(), "confirmed");
+                    }
+                })
+            })
+            .collect();
+        let all = async {
+            for task in tasks {
+                task.await.expect("no overlap, no error");
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(120), all)
+            .await
+            .expect("no deadlock");
+    });
+    for key in ["t1", "t2", "t3", "t4", "t5"] {
+        assert!(free(addr, key), "{key} left held");
+    }
+}
+
+#[test]
+fn a_frozen_server_fails_the_set_when_its_reply_is_overdue() {
+    let server = dflockd(&[]);
+    let addr = server.addr;
+    server.pause();
+    let answer = within(Duration::from_secs(60), move || {
+        let mut inst = instance(&[addr]);
+        let set = open(&mut inst, &["f1", "f2"], &settings(&[addr], 1)).unwrap();
+        let answer = acquire(&mut inst, set);
+        let held = is_held(&mut inst, set);
+        (answer, held)
+    });
+    server.resume();
+    assert!(matches!(answer.0, Err(Error::Timeout)), "{answer:?}");
+    assert!(!answer.1);
+}
+
+#[test]
+fn the_host_lock_set_fails_on_a_frozen_server_too() {
+    let server = dflockd(&[]);
+    let addr = server.addr;
+    server.pause();
+    let answer = within(Duration::from_secs(60), move || {
+        let set = set_on(addr, &["g1", "g2"])
+            .acquire_timeout_s(1)
+            .build()
+            .unwrap();
+        let answer = set.acquire().map(|g| g.is_some());
+        (answer, set.is_held())
+    });
+    server.resume();
+    assert!(
+        matches!(answer.0, Err(dflockd_host::Error::Timeout)),
+        "{answer:?}"
+    );
+    assert!(!answer.1);
+}

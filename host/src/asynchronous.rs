@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use crate::builder::Builder;
 use crate::object::Object;
-use crate::{Enqueued, Error, Grant, Kind};
+use crate::{Enqueued, Error, Grant, Kind, OneKey};
 
 pub use crate::connection::AsyncConnection;
 
@@ -25,6 +25,21 @@ pub use crate::connection::AsyncConnection;
 pub type AsyncLock = AsyncHolder<crate::Exclusive>;
 /// A counting semaphore with an async API.
 pub type AsyncSemaphore = AsyncHolder<crate::Counting>;
+/// A lock set with an async API (see [`LockSet`](crate::LockSet)).
+pub type AsyncLockSet = AsyncHolder<crate::AllOf>;
+
+impl AsyncHolder<crate::AllOf> {
+    /// The keys, in the order they are taken.
+    pub fn keys(&self) -> &[String] {
+        self.object.keys()
+    }
+
+    /// Every member's grant, in [`keys`](Self::keys) order, while the whole
+    /// set is held; else none.
+    pub fn grants(&self) -> Vec<Grant> {
+        self.object.grants()
+    }
+}
 
 impl<K> Builder<K> {
     /// Builds the async flavour: validates everything (in the component)
@@ -77,18 +92,27 @@ impl<K> AsyncHolder<K> {
     pub async fn wait_owned(
         self: Arc<Self>,
         timeout_s: Option<u64>,
-    ) -> Result<Option<OwnedAsyncGuard<K>>, Error> {
+    ) -> Result<Option<OwnedAsyncGuard<K>>, Error>
+    where
+        K: OneKey,
+    {
         let granted = self.wait(timeout_s).await?.map(std::mem::forget).is_some();
         Ok(granted.then_some(OwnedAsyncGuard { holder: Some(self) }))
     }
 
     /// Joins the queue without waiting: held at once, or queued.
-    pub async fn enqueue(&self) -> Result<Enqueued, Error> {
+    pub async fn enqueue(&self) -> Result<Enqueued, Error>
+    where
+        K: OneKey,
+    {
         self.object.enqueue().await
     }
 
     /// After `enqueue`: waits until granted or `timeout_s` passes.
-    pub async fn wait(&self, timeout_s: Option<u64>) -> Result<Option<AsyncGuard<'_, K>>, Error> {
+    pub async fn wait(&self, timeout_s: Option<u64>) -> Result<Option<AsyncGuard<'_, K>>, Error>
+    where
+        K: OneKey,
+    {
         let granted = self.object.wait(timeout_s).await?;
         Ok(granted.map(|_| AsyncGuard { holder: Some(self) }))
     }
@@ -99,7 +123,10 @@ impl<K> AsyncHolder<K> {
     }
 
     /// Renews now; the remaining seconds.
-    pub async fn renew(&self) -> Result<u64, Error> {
+    pub async fn renew(&self) -> Result<u64, Error>
+    where
+        K: OneKey,
+    {
         self.object.renew().await
     }
 
@@ -111,32 +138,50 @@ impl<K> AsyncHolder<K> {
 
     /// The current grant (its token is a secret), while held and not known
     /// lost. Never waits for a call in progress.
-    pub fn grant(&self) -> Option<Grant> {
+    pub fn grant(&self) -> Option<Grant>
+    where
+        K: OneKey,
+    {
         self.object.grant()
     }
 
     /// The current grant's token (a secret).
-    pub fn token(&self) -> Option<String> {
+    pub fn token(&self) -> Option<String>
+    where
+        K: OneKey,
+    {
         self.grant().map(|g| g.token)
     }
 
     /// The current grant's fence.
-    pub fn fence(&self) -> Option<u64> {
+    pub fn fence(&self) -> Option<u64>
+    where
+        K: OneKey,
+    {
         self.grant().map(|g| g.fence)
     }
 
     /// The current grant's lease in seconds.
-    pub fn lease_s(&self) -> Option<u64> {
+    pub fn lease_s(&self) -> Option<u64>
+    where
+        K: OneKey,
+    {
         self.grant().map(|g| g.lease_s)
     }
 
     /// The index of the server the key routes to.
-    pub fn server_index(&self) -> u32 {
+    pub fn server_index(&self) -> u32
+    where
+        K: OneKey,
+    {
         self.object.server_index()
     }
 
     /// Lock, or semaphore with its limit.
-    pub fn kind(&self) -> Kind {
+    pub fn kind(&self) -> Kind
+    where
+        K: OneKey,
+    {
         self.object.kind()
     }
 
@@ -148,7 +193,10 @@ impl<K> AsyncHolder<K> {
     }
 
     /// The key.
-    pub fn key(&self) -> &str {
+    pub fn key(&self) -> &str
+    where
+        K: OneKey,
+    {
         self.object.key()
     }
 }
@@ -221,12 +269,7 @@ impl<K> Drop for OwnedAsyncGuard<K> {
 /// Key, kind, server and fence: never the token (a secret).
 impl<K> std::fmt::Debug for AsyncHolder<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsyncHolder")
-            .field("key", &self.key())
-            .field("kind", &self.kind())
-            .field("server_index", &self.server_index())
-            .field("fence", &self.fence())
-            .finish_non_exhaustive()
+        self.object.debug_as("AsyncHolder", f)
     }
 }
 

@@ -7,7 +7,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
 use crate::raw_async::{self, Setting};
-use crate::{Counting, Error, Exclusive, Kind, LeaseLost, Runtime};
+use crate::{AllOf, Counting, Error, Exclusive, Kind, LeaseLost, Runtime};
 
 pub(crate) type LostCallback = Arc<dyn Fn(&LeaseLost) + Send + Sync>;
 type ShardFn = Arc<dyn Fn(&str, usize) -> usize + Send + Sync>;
@@ -17,6 +17,8 @@ type ShardFn = Arc<dyn Fn(&str, usize) -> usize + Send + Sync>;
 pub struct Builder<K> {
     runtime: Runtime,
     key: String,
+    /// A lock set's keys (then `key` is empty).
+    keys: Vec<String>,
     limit: Option<u32>,
     servers: Vec<(String, u16)>,
     /// Each option the caller set, as the WIT setting it becomes.
@@ -33,6 +35,7 @@ impl<K> std::fmt::Debug for Builder<K> {
         let settings: Vec<String> = self.settings.iter().map(redacted).collect();
         f.debug_struct("Builder")
             .field("key", &self.key)
+            .field("keys", &self.keys)
             .field("limit", &self.limit)
             .field("servers", &self.servers)
             .field("settings", &settings)
@@ -61,6 +64,13 @@ impl Runtime {
     pub fn semaphore(&self, key: impl Into<String>, limit: u32) -> Builder<Counting> {
         Builder::new(self.clone(), key.into(), Some(limit))
     }
+
+    /// A lock set: every one of `keys` taken, or none (see [`LockSet`](crate::LockSet)).
+    pub fn lock_set<S: Into<String>>(&self, keys: impl IntoIterator<Item = S>) -> Builder<AllOf> {
+        let mut builder = Builder::new(self.clone(), String::new(), None);
+        builder.keys = keys.into_iter().map(Into::into).collect();
+        builder
+    }
 }
 
 impl<K> Builder<K> {
@@ -68,6 +78,7 @@ impl<K> Builder<K> {
         Builder {
             runtime,
             key,
+            keys: Vec::new(),
             limit,
             servers: Vec::new(),
             settings: Vec::new(),
@@ -124,7 +135,8 @@ impl<K> Builder<K> {
         self.set(Setting::Tls(tls.to_wit()))
     }
 
-    /// Custom sharding: `f(key, server_count)` picks the server index.
+    /// Custom sharding: `f(key, server_count)` picks the server index (not
+    /// for a lock set, whose members route by CRC-32: its build refuses it).
     pub fn shard_with(mut self, f: impl Fn(&str, usize) -> usize + Send + Sync + 'static) -> Self {
         self.shard = Some(Arc::new(f));
         self
@@ -146,6 +158,11 @@ impl<K> Builder<K> {
     pub(crate) fn into_parts(mut self) -> Result<(Runtime, Recipe, Option<LostCallback>), Error> {
         if self.servers.is_empty() {
             self.servers.push(("127.0.0.1".into(), 6388));
+        }
+        if self.shard.is_some() && !self.keys.is_empty() {
+            return Err(Error::InvalidArgument(
+                "a lock set routes each key by CRC-32: shard_with is for one key".into(),
+            ));
         }
         if let Some(shard) = &self.shard {
             let index = shard(&self.key, self.servers.len());
@@ -171,6 +188,7 @@ impl<K> Builder<K> {
         };
         let recipe = Recipe {
             key: self.key,
+            keys: self.keys,
             kind,
             servers: self.servers,
             settings: self.settings,
@@ -182,6 +200,8 @@ impl<K> Builder<K> {
 /// Everything needed to open the resource (again).
 pub(crate) struct Recipe {
     pub(crate) key: String,
+    /// A lock set's keys; empty for a lock or semaphore.
+    pub(crate) keys: Vec<String>,
     /// Lock, or semaphore with its limit: the one place the flavours ask.
     pub(crate) kind: Kind,
     pub(crate) servers: Vec<(String, u16)>,

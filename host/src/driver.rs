@@ -26,7 +26,7 @@ use wasmtime::Store;
 
 use crate::builder::LostCallback;
 use crate::error::flat;
-use crate::instance::{Finished, Instance, Op, Opened, Reply, Request};
+use crate::instance::{Finished, Instance, Op, Opened, OpenedSet, Reply, Request};
 use crate::lead::Lead;
 use crate::raw_async::{
     self, Client, ClientPre, Command, Completion, ConnectionCompletion, Event, Outcome, WitEnqueued,
@@ -45,6 +45,29 @@ macro_rules! resource {
             locks.lock().$method(&mut $driver.store, $handle $(, $arg)*).await
         }
     }};
+}
+
+/// A method every object of `locks` has (`start`, `close`), called on the
+/// resource type `res` names.
+macro_rules! any_lock {
+    ($driver:expr, $res:expr, $method:ident($handle:expr $(, $arg:expr)*)) => {{
+        let locks = $driver.client.dflockd_client_locks();
+        match $res {
+            Res::Lock => locks.lock().$method(&mut $driver.store, $handle $(, $arg)*).await,
+            Res::Semaphore => {
+                locks.semaphore().$method(&mut $driver.store, $handle $(, $arg)*).await
+            }
+            Res::Set => locks.lock_set().$method(&mut $driver.store, $handle $(, $arg)*).await,
+        }
+    }};
+}
+
+/// Which resource type of `locks` an object is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Res {
+    Lock,
+    Semaphore,
+    Set,
 }
 
 /// Starts the driver task with a fresh instance in `store`, on a runtime
@@ -157,12 +180,10 @@ struct Entry {
 
 /// What an object is.
 enum What {
-    /// A lock or semaphore: its key and kind, and what it holds.
-    Key {
-        kind: Kind,
-        key: String,
-        watch: Arc<Watch>,
-    },
+    /// A lock or semaphore: its kind, and what it holds (with its key).
+    Key { kind: Kind, watch: Arc<Watch> },
+    /// A lock set: what its members hold.
+    Set { watch: Arc<Watch> },
     /// A low-level connection.
     Connection,
 }
@@ -171,19 +192,25 @@ impl Entry {
     /// What a lock or semaphore holds; `None` for a connection.
     fn watch(&self) -> Option<&Arc<Watch>> {
         match &self.what {
-            What::Key { watch, .. } => Some(watch),
+            What::Key { watch, .. } | What::Set { watch } => Some(watch),
             What::Connection => None,
         }
     }
 
     fn is_semaphore(&self) -> bool {
-        matches!(
-            self.what,
+        self.res() == Res::Semaphore
+    }
+
+    /// The resource type (a connection's is never asked).
+    fn res(&self) -> Res {
+        match self.what {
             What::Key {
                 kind: Kind::Semaphore { .. },
                 ..
-            }
-        )
+            } => Res::Semaphore,
+            What::Set { .. } => Res::Set,
+            _ => Res::Lock,
+        }
     }
 }
 
@@ -354,6 +381,15 @@ impl Driver {
                 let opened = self.open(key, kind, &settings, watch).await?;
                 let _ = reply.send(opened);
             }
+            Request::OpenSet {
+                keys,
+                settings,
+                on_lost,
+                reply,
+            } => {
+                let opened = self.open_set(keys, &settings, on_lost).await?;
+                let _ = reply.send(opened);
+            }
             Request::Create {
                 server,
                 settings,
@@ -429,10 +465,37 @@ impl Driver {
             Err(e) => return Ok(Err(e)),
         };
         let server_index = resource!(self, semaphore, call_server_index(handle))?;
-        let object = self.add(handle, What::Key { kind, key, watch });
+        let object = self.add(handle, What::Key { kind, watch });
         Ok(Ok(Opened {
             object,
             server_index,
+        }))
+    }
+
+    async fn open_set(
+        &mut self,
+        keys: Vec<String>,
+        settings: &[raw_async::Setting],
+        on_lost: Option<crate::builder::LostCallback>,
+    ) -> wasmtime::Result<Result<OpenedSet, Error>> {
+        let sets = self.client.dflockd_client_locks().lock_set();
+        let opened = sets.call_open(&mut self.store, &keys, settings).await;
+        let handle = match flat(opened) {
+            Ok(handle) => handle,
+            Err(e) => return Ok(Err(e)),
+        };
+        let keys = sets.call_keys(&mut self.store, handle).await?;
+        let watch = Arc::new(Watch::new(keys.clone(), on_lost));
+        let object = self.add(
+            handle,
+            What::Set {
+                watch: watch.clone(),
+            },
+        );
+        Ok(Ok(OpenedSet {
+            object,
+            keys,
+            watch,
         }))
     }
 
@@ -455,12 +518,12 @@ impl Driver {
         let Some(entry) = self.objects.get(&object) else {
             return Ok(());
         };
-        let (handle, semaphore) = (entry.handle, entry.is_semaphore());
+        let (handle, res) = (entry.handle, entry.res());
         if let What::Connection = entry.what {
             let conns = self.client.dflockd_client_connection().connection();
             return conns.call_close(&mut self.store, handle).await;
         }
-        resource!(self, semaphore, call_close(handle))
+        any_lock!(self, res, call_close(handle))
     }
 
     /// Starts the object's next queued command once none is started;
@@ -483,7 +546,7 @@ impl Driver {
                 }
                 return Ok(());
             };
-            let (handle, semaphore) = (entry.handle, entry.is_semaphore());
+            let (handle, res) = (entry.handle, entry.res());
             let (started, settles) = match next.op {
                 Op::Close => {
                     self.close(object).await?;
@@ -496,7 +559,7 @@ impl Driver {
                     continue;
                 }
                 Op::Start(command) => {
-                    let started = resource!(self, semaphore, call_start(handle, command))?;
+                    let started = any_lock!(self, res, call_start(handle, command))?;
                     (started, Some(command))
                 }
                 Op::Ask(command) => {
@@ -588,6 +651,22 @@ impl Driver {
         command: &Command,
         reply: &Reply,
     ) -> wasmtime::Result<()> {
+        if let Some(Entry {
+            handle,
+            what: What::Set { watch },
+            ..
+        }) = self.objects.get(&object)
+        {
+            // A set's outcome names its first grant; the set has them all.
+            let (handle, watch) = (*handle, watch.clone());
+            let mut grants = Vec::new();
+            if let Ok(Finished::Outcome(Outcome::Acquired(Some(_)))) = reply {
+                let sets = self.client.dflockd_client_locks().lock_set();
+                grants = sets.call_grants(&mut self.store, handle).await?;
+            }
+            watch.set_all(grants.into_iter().map(raw_async::grant).collect());
+            return Ok(());
+        }
         let held = match (command, reply) {
             (_, Ok(Finished::Outcome(Outcome::Acquired(grant)))) => {
                 grant.clone().map(raw_async::grant)
@@ -620,7 +699,7 @@ impl Driver {
     fn lost(&mut self, lost: LeaseLost) {
         tracing::warn!(key = %lost.key, fence = lost.fence, reason = %lost.reason, "lease lost");
         let owner = self.objects.values().find_map(|e| match &e.what {
-            What::Key { key, watch, .. } if *key == lost.key && watch.lose(&lost) => Some(watch),
+            What::Key { watch, .. } | What::Set { watch } if watch.lose(&lost) => Some(watch),
             _ => None,
         });
         let Some(callback) = owner.and_then(|watch| watch.on_lost.clone()) else {
@@ -661,13 +740,16 @@ impl Drop for Driver {
             .objects
             .values()
             .filter_map(|entry| {
-                let What::Key { kind, key, watch } = &entry.what else {
-                    return None;
+                let (kind, watch) = match &entry.what {
+                    What::Key { kind, watch, .. } => (*kind, watch),
+                    What::Set { watch } => (Kind::Lock, watch),
+                    What::Connection => return None,
                 };
-                let grant = watch.grant()?;
+                // A set is lost with its first member: one report per object.
+                let (key, grant) = watch.held().into_iter().next()?;
                 Some(LeaseLost {
-                    key: key.clone(),
-                    kind: *kind,
+                    key,
+                    kind,
                     fence: grant.fence,
                     reason: Loss::new(
                         LossCause::ConnectionLost,

@@ -17,6 +17,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::builder::LostCallback;
 use crate::lead::Lead;
 use crate::raw_async::{Command, ConnectionCommand, Outcome, Server, Setting, WitAnswer};
 use crate::view::Watch;
@@ -31,6 +32,13 @@ pub(crate) enum Request {
         settings: Vec<Setting>,
         watch: Arc<Watch>,
         reply: oneshot::Sender<Result<Opened, Error>>,
+    },
+    /// Opens a lock set (validating keys and settings; connects nothing).
+    OpenSet {
+        keys: Vec<String>,
+        settings: Vec<Setting>,
+        on_lost: Option<LostCallback>,
+        reply: oneshot::Sender<Result<OpenedSet, Error>>,
     },
     /// Creates a low-level connection (validating; connects nothing).
     Create {
@@ -61,6 +69,14 @@ pub(crate) enum Request {
 pub(crate) struct Opened {
     pub(crate) object: u64,
     pub(crate) server_index: u32,
+}
+
+/// An opened lock set: its number, its members' keys in the order they
+/// are taken, and what it holds (made by the driver, which knows that order).
+pub(crate) struct OpenedSet {
+    pub(crate) object: u64,
+    pub(crate) keys: Vec<String>,
+    pub(crate) watch: Arc<Watch>,
 }
 
 /// A command of an object.
@@ -191,6 +207,22 @@ impl Instance {
             kind,
             settings,
             watch,
+            reply,
+        })
+        .await
+    }
+
+    /// Opens a lock set in the instance.
+    pub(crate) async fn open_set(
+        &self,
+        keys: Vec<String>,
+        settings: Vec<Setting>,
+        on_lost: Option<LostCallback>,
+    ) -> Result<OpenedSet, Error> {
+        self.ask(|reply| Request::OpenSet {
+            keys,
+            settings,
+            on_lost,
             reply,
         })
         .await

@@ -52,7 +52,9 @@ pub use connection::Connection;
 pub use dflockd_core::protocol::stats::{IdleInfo, LockInfo, SemaphoreInfo, Stats};
 pub use dflockd_core::{Counters, Enqueued, Grant, Kind, LeaseLost, Loss, LossCause};
 pub use error::Error;
-pub use lock::{Counting, Exclusive, Guard, Holder, Lock, OwnedGuard, Semaphore};
+pub use lock::{
+    AllOf, Counting, Exclusive, Guard, Holder, Lock, LockSet, OneKey, OwnedGuard, Semaphore,
+};
 pub use runtime::{default_component_path, embedded_component, sandbox, Runtime, RuntimeBuilder};
 pub use tls::Tls;
 

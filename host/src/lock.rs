@@ -20,6 +20,22 @@ pub enum Exclusive {}
 /// Marker: a counting semaphore.
 #[derive(Debug)]
 pub enum Counting {}
+/// Marker: a lock set, every one of its keys or none.
+#[derive(Debug)]
+pub enum AllOf {}
+
+/// Objects of one key (locks and semaphores): they have a grant of their
+/// own, two-phase acquisition and an explicit renew, which a lock set
+/// does not.
+pub trait OneKey: sealed::Sealed {}
+impl OneKey for Exclusive {}
+impl OneKey for Counting {}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Exclusive {}
+    impl Sealed for super::Counting {}
+}
 
 /// An exclusive FIFO lock on one key.
 pub type Lock = Holder<Exclusive>;
@@ -73,14 +89,20 @@ impl<K> Holder<K> {
 
     /// Joins the queue without blocking: held at once
     /// ([`Enqueued::Acquired`]), or queued; then [`wait`](Self::wait).
-    pub fn enqueue(&self) -> Result<Enqueued, Error> {
+    pub fn enqueue(&self) -> Result<Enqueued, Error>
+    where
+        K: OneKey,
+    {
         self.object.block_on(self.object.enqueue())
     }
 
     /// After [`enqueue`](Self::enqueue): blocks until granted or `timeout_s`
     /// (default: the acquire timeout) passes. At once after an
     /// [`Enqueued::Acquired`].
-    pub fn wait(&self, timeout_s: Option<u64>) -> Result<Option<Guard<'_, K>>, Error> {
+    pub fn wait(&self, timeout_s: Option<u64>) -> Result<Option<Guard<'_, K>>, Error>
+    where
+        K: OneKey,
+    {
         let granted = self.object.block_on(self.object.wait(timeout_s))?;
         Ok(granted.map(|_| Guard { holder: self }))
     }
@@ -115,7 +137,10 @@ impl<K> Holder<K> {
     pub fn wait_owned(
         self: Arc<Self>,
         timeout_s: Option<u64>,
-    ) -> Result<Option<OwnedGuard<K>>, Error> {
+    ) -> Result<Option<OwnedGuard<K>>, Error>
+    where
+        K: OneKey,
+    {
         let granted = self.wait(timeout_s)?.map(std::mem::forget).is_some();
         Ok(granted.then_some(OwnedGuard {
             holder: self,
@@ -129,7 +154,10 @@ impl<K> Holder<K> {
     }
 
     /// Renews now (normally automatic); returns the remaining seconds.
-    pub fn renew(&self) -> Result<u64, Error> {
+    pub fn renew(&self) -> Result<u64, Error>
+    where
+        K: OneKey,
+    {
         self.object.block_on(self.object.renew())
     }
 
@@ -146,38 +174,92 @@ impl<K> Holder<K> {
 
     /// The current grant (its token is a secret: don't log it), while
     /// held and not known lost. Never waits for a call in progress.
-    pub fn grant(&self) -> Option<Grant> {
+    pub fn grant(&self) -> Option<Grant>
+    where
+        K: OneKey,
+    {
         self.object.grant()
     }
 
     /// The current grant's token (a secret: don't log it).
-    pub fn token(&self) -> Option<String> {
+    pub fn token(&self) -> Option<String>
+    where
+        K: OneKey,
+    {
         self.grant().map(|g| g.token)
     }
 
     /// The current grant's fence.
-    pub fn fence(&self) -> Option<u64> {
+    pub fn fence(&self) -> Option<u64>
+    where
+        K: OneKey,
+    {
         self.grant().map(|g| g.fence)
     }
 
     /// The current grant's lease in seconds.
-    pub fn lease_s(&self) -> Option<u64> {
+    pub fn lease_s(&self) -> Option<u64>
+    where
+        K: OneKey,
+    {
         self.grant().map(|g| g.lease_s)
     }
 
     /// The index of the server the key routes to.
-    pub fn server_index(&self) -> u32 {
+    pub fn server_index(&self) -> u32
+    where
+        K: OneKey,
+    {
         self.object.server_index()
     }
 
     /// The key.
-    pub fn key(&self) -> &str {
+    pub fn key(&self) -> &str
+    where
+        K: OneKey,
+    {
         self.object.key()
     }
 
     /// Lock, or semaphore with its limit.
-    pub fn kind(&self) -> Kind {
+    pub fn kind(&self) -> Kind
+    where
+        K: OneKey,
+    {
         self.object.kind()
+    }
+}
+
+/// Several locks taken as one: every one of its keys, or none (Redisson's
+/// MultiLock). The members are taken one at a time in one order (by
+/// server, then key), so that two sets sharing keys never wait for each
+/// other in a cycle, under one deadline (the acquire timeout, for the
+/// whole set); when it passes, or a member fails, what was taken is
+/// released before `acquire` answers. Held, every member renews; the loss
+/// of any member is the loss of the set (`on_lost` once, the other members
+/// released, the next `release` says so).
+///
+/// ```no_run
+/// # fn main() -> Result<(), dflockd_host::Error> {
+/// let runtime = dflockd_host::Runtime::new()?;
+/// let accounts = runtime.lock_set(["account:17", "account:42"]).build()?;
+/// if let Some(_both) = accounts.acquire()? {
+///     // move money between the two accounts
+/// } // both released here
+/// # Ok(()) }
+/// ```
+pub type LockSet = Holder<AllOf>;
+
+impl Holder<AllOf> {
+    /// The keys, in the order they are taken.
+    pub fn keys(&self) -> &[String] {
+        self.object.keys()
+    }
+
+    /// Every member's grant (their tokens are secrets), in
+    /// [`keys`](Self::keys) order, while the whole set is held; else none.
+    pub fn grants(&self) -> Vec<Grant> {
+        self.object.grants()
     }
 }
 
@@ -214,7 +296,7 @@ impl<K> Holder<K> {
     /// A guard's drop: releases, reporting a failure to `tracing` only.
     fn release_on_drop(&self) {
         if let Err(e) = self.release() {
-            tracing::warn!(key = %self.key(), error = %e, "release on guard drop failed");
+            tracing::warn!(key = %self.object.key(), error = %e, "release on guard drop failed");
         }
     }
 }
@@ -250,12 +332,7 @@ impl<K> Drop for OwnedGuard<K> {
 /// Key, kind, server and fence: never the token (a secret).
 impl<K> std::fmt::Debug for Holder<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Holder")
-            .field("key", &self.key())
-            .field("kind", &self.kind())
-            .field("server_index", &self.server_index())
-            .field("fence", &self.fence())
-            .finish_non_exhaustive()
+        self.object.debug_as("Holder", f)
     }
 }
 

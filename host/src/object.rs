@@ -18,7 +18,10 @@ pub(crate) struct Object {
     instance: Instance,
     id: u64,
     watch: Arc<Watch>,
+    /// The key (a lock set's first member's).
     key: String,
+    /// Every key: the object's, or a lock set's in the order they are taken.
+    keys: Vec<String>,
     kind: Kind,
     server_index: u32,
     /// The blocking flavour's drop waits until the release is answered.
@@ -38,8 +41,24 @@ impl<K> Builder<K> {
     ) -> Result<Object, Error> {
         let (runtime, recipe, on_lost) = self.into_parts()?;
         runtime.allow(&allowed_addresses(&recipe.servers)?);
-        let watch = Arc::new(Watch::new(on_lost));
+        if !recipe.keys.is_empty() {
+            let opened = instance
+                .open_set(recipe.keys, recipe.settings, on_lost)
+                .await?;
+            return Ok(Object {
+                instance,
+                id: opened.object,
+                watch: opened.watch,
+                key: opened.keys.first().cloned().unwrap_or_default(),
+                keys: opened.keys,
+                kind: Kind::Lock,
+                server_index: 0,
+                wait_on_drop,
+                _runtime: runtime,
+            });
+        }
         let key = recipe.key.clone();
+        let watch = Arc::new(Watch::new(vec![key.clone()], on_lost));
         let opened = instance
             .open(recipe.key, recipe.kind, recipe.settings, watch.clone())
             .await?;
@@ -47,6 +66,7 @@ impl<K> Builder<K> {
             instance,
             id: opened.object,
             watch,
+            keys: vec![key.clone()],
             key,
             kind: recipe.kind,
             server_index: opened.server_index,
@@ -148,6 +168,19 @@ impl Object {
         &self.key
     }
 
+    pub(crate) fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
+    /// Every grant held, in [`keys`](Self::keys) order (a lock set's).
+    pub(crate) fn grants(&self) -> Vec<Grant> {
+        self.watch
+            .held()
+            .into_iter()
+            .map(|(_, grant)| grant)
+            .collect()
+    }
+
     pub(crate) fn kind(&self) -> Kind {
         self.kind
     }
@@ -178,14 +211,26 @@ impl Drop for Object {
     }
 }
 
-/// Key, kind, server and fence: never the token (a secret).
+impl Object {
+    /// The object as `name`: key, kind, server and fence (a lock set: its
+    /// keys and fences), never a token (a secret).
+    pub(crate) fn debug_as(&self, name: &str, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct(name);
+        if let [key] = self.keys.as_slice() {
+            d.field("key", key)
+                .field("kind", &self.kind)
+                .field("server_index", &self.server_index)
+                .field("fence", &self.grant().map(|g| g.fence));
+        } else {
+            let fences: Vec<u64> = self.grants().iter().map(|g| g.fence).collect();
+            d.field("keys", &self.keys).field("fences", &fences);
+        }
+        d.finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for Object {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Object")
-            .field("key", &self.key)
-            .field("kind", &self.kind)
-            .field("server_index", &self.server_index)
-            .field("fence", &self.grant().map(|g| g.fence))
-            .finish_non_exhaustive()
+        self.debug_as("Object", f)
     }
 }

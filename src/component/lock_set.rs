@@ -44,6 +44,7 @@ impl SetClient {
             self.plan.release()?
         };
         self.follow(progress, now);
+        self.take_outcomes(now);
         Ok(())
     }
 
@@ -123,21 +124,34 @@ impl SetClient {
         for member in &mut self.members {
             Background::drive(member, now);
         }
-        for i in 0..self.members.len() {
-            if !self.running[i] {
-                continue;
-            }
-            if let Some(outcome) = self.members[i].take_outcome() {
-                self.running[i] = false;
-                let progress = self.plan.member_done(i, outcome, now);
-                self.follow(progress, now);
-            }
-        }
+        self.take_outcomes(now);
         for i in 0..self.plan.counted_on().min(self.members.len()) {
             if !self.running[i] && !self.members[i].is_held() {
                 let why = p::Error::LockLost(p::Loss::new(p::LossCause::ConnectionLost, ""));
                 let progress = self.plan.member_lost(i, why);
                 self.follow(progress, now);
+            }
+        }
+    }
+
+    /// Hands every member's outcome to the plan, until none is left: an
+    /// order may end at once (a release of a member that holds nothing),
+    /// and an outcome left for a later pass would wait for nothing that
+    /// wakes the instance.
+    fn take_outcomes(&mut self, now: Instant) {
+        let mut progressed = true;
+        while progressed {
+            progressed = false;
+            for i in 0..self.members.len() {
+                if !self.running[i] {
+                    continue;
+                }
+                if let Some(outcome) = self.members[i].take_outcome() {
+                    self.running[i] = false;
+                    progressed = true;
+                    let progress = self.plan.member_done(i, outcome, now);
+                    self.follow(progress, now);
+                }
             }
         }
     }
