@@ -248,6 +248,11 @@ fn the_node_and_python_examples_run_against_the_real_server() {
         said.contains("acquired my-key") && said.contains("released = true"),
         "{said}"
     );
+    let said = output_of(Path::new("node"), &["example-lock-set.mjs"], &node, &env);
+    assert!(
+        said.contains("holding account:17 and account:42") && said.contains("released both = true"),
+        "{said}"
+    );
     let said = output_of(
         &venv_python(),
         &["example.py"],
@@ -256,6 +261,16 @@ fn the_node_and_python_examples_run_against_the_real_server() {
     );
     assert!(
         said.contains("acquired: key=my-key") && said.contains("released"),
+        "{said}"
+    );
+    let said = output_of(
+        &venv_python(),
+        &["example_lock_set.py"],
+        &hosts_dir().join("python"),
+        &env,
+    );
+    assert!(
+        said.contains("holding account:17 and account:42") && said.contains("released both"),
         "{said}"
     );
 }

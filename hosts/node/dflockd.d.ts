@@ -112,18 +112,12 @@ export interface Options extends ConnectOptions {
 }
 
 declare class Primitive implements AsyncDisposable {
-  /** The key. */
+  /** The key (a lock set's: its keys, separated by spaces). */
   readonly key: string;
   /** How many leases this object has lost (each also went to `onLost`). */
   readonly losses: number;
   /** Resolves once the component accepted the key and settings; rejects otherwise. */
   ready(): Promise<this>;
-  /** Waits for the grant, up to the acquire timeout; `null` when it passed. Renewal starts on grant. */
-  acquire(): Promise<Grant | null>;
-  /** Joins the queue without waiting: `acquired` (held now) or `queued` (call `wait`). */
-  enqueue(): Promise<'acquired' | 'queued'>;
-  /** After `enqueue`: waits for the grant, up to `timeoutS` (default: the acquire timeout); `null` on timeout. */
-  wait(timeoutS?: number | bigint): Promise<Grant | null>;
   /**
    * Releases the grant (or gives up the queue place): `true` when the server confirmed,
    * `false` when nothing was held. Rejects with `lock-lost` (once) if the lease was lost.
@@ -136,20 +130,48 @@ declare class Primitive implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/** A lock or a semaphore: one key, two-phase acquisition. */
+declare class OneKey extends Primitive {
+  /** Waits for the grant, up to the acquire timeout; `null` when it passed. Renewal starts on grant. */
+  acquire(): Promise<Grant | null>;
+  /** Joins the queue without waiting: `acquired` (held now) or `queued` (call `wait`). */
+  enqueue(): Promise<'acquired' | 'queued'>;
+  /** After `enqueue`: waits for the grant, up to `timeoutS` (default: the acquire timeout); `null` on timeout. */
+  wait(timeoutS?: number | bigint): Promise<Grant | null>;
+}
+
 /** An exclusive FIFO lock on one key. Connects at the first `acquire` or `enqueue`. */
-export class Lock extends Primitive {
+export class Lock extends OneKey {
   constructor(key: string, options?: Options);
   /** A `new Lock` whose key and settings the component accepted. */
   static open(key: string, options?: Options): Promise<Lock>;
 }
 
 /** A counting semaphore: up to `limit` holders of one key at a time, FIFO. */
-export class Semaphore extends Primitive {
+export class Semaphore extends OneKey {
   /** `limit` > 0; the first holder of a key fixes it. */
   constructor(key: string, limit: number, options?: Options);
   readonly limit: number;
   /** A `new Semaphore` whose key, limit and settings the component accepted. */
   static open(key: string, limit: number, options?: Options): Promise<Semaphore>;
+}
+
+/**
+ * Several locks taken as one: every key, or none, in one order (by server, then key) under one
+ * deadline (`acquireTimeoutS` for the whole set); what was taken is released when it passes or
+ * a member fails. The loss of any member is the loss of the set (`onLost` once).
+ */
+export class LockSet extends Primitive {
+  /** At least one key, none twice. */
+  constructor(keys: string[], options?: Options);
+  /** A `new LockSet` whose keys and settings the component accepted. */
+  static open(keys: string[], options?: Options): Promise<LockSet>;
+  /** Waits until every member is held: their grants in `keys()` order; `null` when the timeout passed. */
+  acquire(): Promise<Grant[] | null>;
+  /** The keys, in the order they are taken. */
+  keys(): Promise<string[]>;
+  /** Every member's grant while the whole set is held; else `[]`. */
+  grants(): Promise<Grant[]>;
 }
 
 /**

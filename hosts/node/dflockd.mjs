@@ -133,23 +133,24 @@ class Primitive {
   #closed = false;
   #losses = 0;
 
-  constructor(key, limit, options) {
+  /** `open(driver, settings, lost)` opens the object in the driver's instance. */
+  constructor(key, open, options) {
     known('option', options, OPTIONS);
     const settings = settingsOf(options, OPTIONS);
     const { onLost } = options;
     if (onLost !== undefined) expect('onLost', onLost, 'function');
-    this.key = expect('key', key, 'string');
+    this.key = key;
     const lost = (loss) => {
       this.#losses++;
       onLost?.(loss);
     };
     // The component validates the key and settings; an error there surfaces at the first call.
-    this.#opened = loop().then((driver) => (this.#live = { driver, object: driver.open(key, limit, settings, lost) }));
+    this.#opened = loop().then((driver) => (this.#live = { driver, object: open(driver, settings, lost) }));
     this.#opened.catch(() => (this.#closed = true));
   }
 
   /** Starts `command` (a WIT command) once the object is open; its WIT outcome's value. */
-  #run(command) {
+  _run(command) {
     const live = this.#live;
     if (live !== undefined && !this.#closed) return live.driver.command(live.object, command).then((o) => o.val);
     return this.#opened.then(({ driver, object }) => {
@@ -169,25 +170,7 @@ class Primitive {
    * @returns {Promise<Grant | null>} `null` when the timeout passed (nothing held)
    */
   async acquire() {
-    return grantOf(await this.#run({ tag: 'acquire' }));
-  }
-
-  /**
-   * Joins the queue without waiting.
-   * @returns {Promise<'acquired' | 'queued'>} `acquired`: held now; `queued`: call `wait`
-   */
-  async enqueue() {
-    return (await this.#run({ tag: 'enqueue' })).tag;
-  }
-
-  /**
-   * After `enqueue`: waits for the grant.
-   * @param {number} [timeoutS] default: the acquire timeout
-   * @returns {Promise<Grant | null>} `null` on timeout
-   */
-  async wait(timeoutS) {
-    const val = timeoutS === undefined ? undefined : u64('timeoutS', timeoutS);
-    return grantOf(await this.#run({ tag: 'wait', val }));
+    return grantOf(await this._run({ tag: 'acquire' }));
   }
 
   /**
@@ -196,14 +179,19 @@ class Primitive {
    * @returns {Promise<boolean>} `true` when the server confirmed; `false`: nothing was held
    */
   release() {
-    return this.#run({ tag: 'release' });
+    return this._run({ tag: 'release' });
   }
 
   /** @returns {Promise<boolean>} whether a grant is held and not known lost */
-  async isHeld() {
+  isHeld() {
+    return this._query((res) => res.isHeld());
+  }
+
+  /** `fn(resource)` once the object's earlier calls are done. */
+  async _query(fn) {
     const { driver, object } = await this.#opened;
     if (this.#closed) throw closed(this.key);
-    return driver.query(object, (res) => res.isHeld());
+    return driver.query(object, fn);
   }
 
   /** How many leases this object has lost (each also went to `onLost`). */
@@ -229,8 +217,34 @@ class Primitive {
   }
 }
 
+/** What a lock and a semaphore have and a lock set has not: one key, two-phase acquisition. */
+class OneKey extends Primitive {
+  constructor(key, limit, options) {
+    expect('key', key, 'string');
+    super(key, (driver, settings, lost) => driver.open(key, limit, settings, lost), options);
+  }
+
+  /**
+   * Joins the queue without waiting.
+   * @returns {Promise<'acquired' | 'queued'>} `acquired`: held now; `queued`: call `wait`
+   */
+  async enqueue() {
+    return (await this._run({ tag: 'enqueue' })).tag;
+  }
+
+  /**
+   * After `enqueue`: waits for the grant.
+   * @param {number} [timeoutS] default: the acquire timeout
+   * @returns {Promise<Grant | null>} `null` on timeout
+   */
+  async wait(timeoutS) {
+    const val = timeoutS === undefined ? undefined : u64('timeoutS', timeoutS);
+    return grantOf(await this._run({ tag: 'wait', val }));
+  }
+}
+
 /** An exclusive FIFO lock on one key. */
-export class Lock extends Primitive {
+export class Lock extends OneKey {
   /**
    * Connects nothing yet: the first `acquire` or `enqueue` does. Throws a TypeError for
    * an unknown option or a value of the wrong type.
@@ -248,7 +262,7 @@ export class Lock extends Primitive {
 }
 
 /** A counting semaphore: up to `limit` holders of one key at a time, FIFO. */
-export class Semaphore extends Primitive {
+export class Semaphore extends OneKey {
   /**
    * @param {string} key
    * @param {number} limit > 0; the first holder of a key fixes it
@@ -262,6 +276,50 @@ export class Semaphore extends Primitive {
   /** `new Semaphore(...)` that has been validated: rejects on a bad key, limit or setting. */
   static async open(key, limit, options) {
     return new Semaphore(key, limit, options).ready();
+  }
+}
+
+/**
+ * Several locks taken as one: every key, or none. The members are taken one at a time in one
+ * order (by server, then key), so that two sets sharing keys never wait for each other in a
+ * cycle, under one deadline (`acquireTimeoutS`, for the whole set); when it passes or a member
+ * fails, what was taken is released before `acquire` answers. Held, every member renews; the
+ * loss of any member is the loss of the set (`onLost` once, the others released).
+ */
+export class LockSet extends Primitive {
+  /**
+   * @param {string[]} keys at least one, none twice
+   * @param {object} [options] as a Lock's (see dflockd.d.ts)
+   */
+  constructor(keys, options = {}) {
+    if (!Array.isArray(keys)) throw new TypeError(`dflockd: keys must be an array of strings, not ${typeName(keys)}`);
+    keys.forEach((key, i) => expect(`keys[${i}]`, key, 'string'));
+    const list = [...keys];
+    super(list.join(' '), (driver, settings, lost) => driver.openSet(list, settings, lost), options);
+  }
+
+  /** `new LockSet(...)` that has been validated: rejects on a bad key or setting. */
+  static async open(keys, options) {
+    return new LockSet(keys, options).ready();
+  }
+
+  /**
+   * Waits until every member is held, up to the acquire timeout.
+   * @returns {Promise<Grant[] | null>} every member's grant, in `keys()` order; `null` when
+   *   the timeout passed (nothing held)
+   */
+  async acquire() {
+    return (await super.acquire()) === null ? null : this.grants();
+  }
+
+  /** @returns {Promise<string[]>} the keys, in the order they are taken */
+  keys() {
+    return this._query((res) => res.keys());
+  }
+
+  /** @returns {Promise<Grant[]>} every member's grant while the whole set is held; else [] */
+  grants() {
+    return this._query((res) => res.grants().map(grantOf));
   }
 }
 

@@ -59,9 +59,20 @@ export class Driver {
     const res = this.#enter(() =>
       limit === undefined ? locks.Lock.open(key, settings) : locks.Semaphore.open(key, limit, settings),
     );
-    // `fence`: the last grant's, which a confirmed release gives up; `live`: the fences of
-    // the grants that could still be lost (a loss names its lease by key and fence).
-    const object = { res, key, onLost, queue: [], current: null, fence: undefined, live: new Set() };
+    // `fence`: the last grant's, which a confirmed release gives up; `live`: the grants
+    // that could still be lost, as "key fence" (a loss names its lease by key and fence).
+    const object = { res, key, set: false, onLost, queue: [], current: null, fence: undefined, live: new Set() };
+    this.#objects.add(object);
+    return object;
+  }
+
+  /**
+   * Opens a lock set of `keys`: all of them or none. `onLost(loss)` is called once for each
+   * loss of the set (naming the member that was lost).
+   */
+  openSet(keys, settings, onLost) {
+    const res = this.#enter(() => this.#exports.locks.LockSet.open(keys, settings));
+    const object = { res, key: keys.join(' '), set: true, onLost, queue: [], current: null, live: new Set() };
     this.#objects.add(object);
     return object;
   }
@@ -287,22 +298,33 @@ export class Driver {
     else this.#finish(op, null, answer.val);
   }
 
-  /** Remembers the grants that could be lost, and forgets the one a release gave up. */
+  /** Remembers the grants that could be lost, and forgets the ones a release gave up. */
   #track(object, outcome) {
+    if (object.set) {
+      // Its outcome names the first member's grant; the set has them all.
+      object.live.clear();
+      if (outcome.tag === 'acquired' && outcome.val) {
+        const keys = this.#enter(() => object.res.keys());
+        const grants = this.#enter(() => object.res.grants());
+        grants.forEach((g, i) => object.live.add(`${keys[i]} ${g.fence}`));
+      }
+      return;
+    }
     let grant;
     if (outcome.tag === 'acquired') grant = outcome.val;
     else if (outcome.tag === 'enqueued' && outcome.val.tag === 'acquired') grant = outcome.val.val;
-    else if (outcome.tag === 'released' && outcome.val) object.live.delete(object.fence);
+    else if (outcome.tag === 'released' && outcome.val) object.live.delete(`${object.key} ${object.fence}`);
     if (grant) {
       object.fence = grant.fence;
-      object.live.add(grant.fence);
+      object.live.add(`${object.key} ${grant.fence}`);
     }
   }
 
   /** A lost lease, to the open object that held it, once. None: it was closed meanwhile. */
   #lost({ key, fence, reason }) {
     for (const object of this.#objects) {
-      if (object.key === key && object.live.delete(fence)) {
+      if (object.live.delete(`${key} ${fence}`)) {
+        if (object.set) object.live.clear(); // a set is lost with any member
         this.#tell(object, { key, fence, cause: reason.cause, detail: reason.detail });
         return;
       }
@@ -331,7 +353,11 @@ export class Driver {
       object.queue = [];
       for (const op of waiting) this.#abandon(op);
       const detail = 'the component instance stopped, and its connections with it';
-      for (const fence of object.live) this.#tell(object, { key: object.key, fence, cause: 'connection-lost', detail });
+      // One report per object: a set is lost with its first member.
+      for (const held of object.set ? [...object.live].slice(0, 1) : object.live) {
+        const [key, fence] = held.split(' ');
+        this.#tell(object, { key, fence: BigInt(fence), cause: 'connection-lost', detail });
+      }
       object.live.clear();
     }
     for (const op of this.#answers.values()) this.#abandon(op);

@@ -40,6 +40,7 @@ from dflockd_component import (
     DflockdTimeoutError,
     InvalidArgumentError,
     Lock,
+    LockSet,
     Loss,
     Runtime,
     Semaphore,
@@ -177,6 +178,43 @@ class SeedNames(unittest.TestCase):
         self.addCleanup(first.close)
         with self.assertRaises(ConnectionError):
             first.acquire()
+
+
+class LockSets(unittest.TestCase):
+    """Several keys, all or none; a member's loss is the set's, once."""
+
+    def setUp(self) -> None:
+        self.server = Server(self)
+
+    def test_every_key_or_none(self) -> None:
+        servers = self.server.servers
+        with LockSet(["set-b", "set-a"], servers=servers, acquire_timeout_s=1) as held:
+            self.assertEqual(held.keys, ["set-a", "set-b"])
+            self.assertEqual(len(held.grants), 2)
+            self.assertTrue(held.is_held)
+            rival = LockSet(["set-b", "set-c"], servers=servers, acquire_timeout_s=0)
+            self.addCleanup(rival.close)
+            self.assertIsNone(rival.acquire())
+            held_by_nobody(self, "set-c", servers)  # the rival gave it back
+        held_by_nobody(self, "set-a", servers)
+        held_by_nobody(self, "set-b", servers)
+        self.assertFalse(hasattr(LockSet, "enqueue"))
+        with self.assertRaises(TypeError):
+            LockSet("set-a", servers=servers)  # type: ignore[arg-type]
+        with self.assertRaises(InvalidArgumentError):
+            LockSet(["twice", "twice"], servers=servers)
+
+    def test_the_loss_of_a_member_is_reported_once(self) -> None:
+        losses: list[Loss] = []
+        held = LockSet(["gone-1", "gone-2"], servers=self.server.servers, lease_ttl_s=2, on_lost=losses.append)
+        self.addCleanup(held.close)
+        self.assertIsNotNone(held.acquire())
+        self.server.kill()
+        wait_until(lambda: len(losses) >= 1, "the loss is reported", within_s=30)
+        time.sleep(0.2)  # time for a second report, if there were one
+        self.assertEqual(len(losses), 1, losses)
+        self.assertEqual(held.losses, 1)
+        self.assertFalse(held.is_held)
 
 
 class Errors(unittest.TestCase):

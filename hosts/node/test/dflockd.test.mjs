@@ -275,6 +275,39 @@ describe('on the event loop', () => {
     assert.equal(await a.isHeld(), false);
   });
 
+  test('a lock set takes every key or none, and its loss is reported once', async () => {
+    const set = new api.LockSet(['set-b', 'set-a'], { servers: [['127.0.0.1', port]], acquireTimeoutS: 1 });
+    cleanups.push(() => set.close().catch(() => {}));
+    assert.deepEqual(await set.keys(), ['set-a', 'set-b']);
+    const grants = await set.acquire();
+    assert.equal(grants.length, 2);
+    assert.equal(await set.isHeld(), true);
+    const rival = new api.LockSet(['set-b', 'set-c'], { servers: [['127.0.0.1', port]], acquireTimeoutS: 0 });
+    cleanups.push(() => rival.close().catch(() => {}));
+    assert.equal(await rival.acquire(), null, 'set-b is held');
+    const c = lock('set-c', port, { acquireTimeoutS: 0 });
+    assert.ok(await c.acquire(), 'the rival gave set-c back');
+    await c.release();
+    assert.equal(await set.release(), true);
+    assert.deepEqual(await set.grants(), []);
+    assert.equal(typeof set.enqueue, 'undefined', 'a set has no two-phase acquisition');
+    // A member's loss is the set's, once.
+    const doomed = await server();
+    const losses = [];
+    const lost = new api.LockSet(['gone-1', 'gone-2'], {
+      servers: [['127.0.0.1', doomed]],
+      leaseTtlS: 2,
+      onLost: (loss) => losses.push(loss),
+    });
+    cleanups.push(() => lost.close().catch(() => {}));
+    assert.ok(await lost.acquire());
+    servers.get(doomed).kill('SIGKILL');
+    for (let i = 0; i < 100 && losses.length < 1; i++) await sleep(50);
+    await sleep(100); // time for a second report, if there were one
+    assert.equal(losses.length, 1, inspect(losses));
+    assert.equal(await lost.isHeld(), false);
+  });
+
   test('names resolve through dns.lookup, each address tried in turn', async () => {
     // Where localhost is ::1 first (nothing listens there), 127.0.0.1 is tried next.
     const byName = new api.Lock('by-name', { servers: [['localhost', port]] });

@@ -39,7 +39,7 @@ from ._errors import (
     TLSError,
     TrapError,
 )
-from ._locks import Lock, OnLost, Semaphore
+from ._locks import Lock, LockSet, OnLost, Semaphore
 from ._options import TLS, ClientCert, ShardingStrategy
 from ._runtime import Runtime, for_thread
 from ._stats import IdleInfo, LockInfo, SemaphoreInfo, Stats, stats
@@ -88,6 +88,7 @@ __all__ = [
     "LeaseExpiredError",
     "LimitMismatchError",
     "Lock",
+    "LockSet",
     "LockInfo",
     "LockLostError",
     "Loss",

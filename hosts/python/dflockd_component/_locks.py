@@ -25,10 +25,10 @@ _L = TypeVar("_L", bound="_Leased")
 
 
 class _Leased:
-    """What `Lock` and `Semaphore` share: one component resource, its calls,
-    its grant and its loss reports."""
+    """What `Lock`, `Semaphore` and `LockSet` share: one component resource,
+    its calls, its grants and its loss reports."""
 
-    _resource: str  # the WIT resource name: "lock" or "semaphore"
+    _resource: str  # the WIT resource name: "lock", "semaphore" or "lock-set"
 
     def _open(
         self,
@@ -50,8 +50,10 @@ class _Leased:
         self._limit = limit
         self._handle: Any = None  # until `open` succeeds: `close` and `repr` still work
         limit_arg = () if limit is None else (uint("limit", limit, 32),)
+        # A lock set opens with its keys (`key` is them, space-separated).
+        first = key.split(" ") if self._resource == "lock-set" else key
         self._handle = self._runtime.call_ok(
-            "locks", f"[static]{self._resource}.open", key, *limit_arg, options, secrets=(auth_token,)
+            "locks", f"[static]{self._resource}.open", first, *limit_arg, options, secrets=(auth_token,)
         )
         self._finalizer = weakref.finalize(self, self._runtime.orphan, self._handle)
         self._runtime.register(self)
@@ -61,30 +63,10 @@ class _Leased:
         timeout passes (`None`: nothing held)."""
         return self._granted(self._call_ok("acquire"))
 
-    def enqueue(self) -> Literal["acquired", "queued"]:
-        """Joins the queue without blocking: `"acquired"` (held now) or `"queued"`
-        (call `wait`)."""
-        grant = self._call_ok("enqueue")  # the `enqueued` variant: a grant, or None for `queued`
-        if grant is None:
-            return "queued"
-        self._granted(grant)
-        return "acquired"
-
-    def wait(self, timeout_s: int | None = None) -> Grant | None:
-        """After `enqueue`: blocks until granted, or `timeout_s` seconds pass
-        (`None`; default: the acquire timeout). Returns the grant at once after
-        an `"acquired"` enqueue."""
-        seconds = None if timeout_s is None else uint("timeout_s", timeout_s, 64)
-        return self._granted(self._call_ok("wait", seconds))
-
     def release(self) -> bool:
         """`True` when the server confirmed, `False` when nothing was held (a
         queue place is given up). A lost lease raises `LockLostError`, once."""
         return bool(self._call_ok("release"))
-
-    def renew(self) -> int:
-        """Renews now (normally automatic). Returns the remaining seconds."""
-        return int(self._call_ok("renew"))
 
     def close(self) -> None:
         """Releases what is held (best effort), closes the connection and frees
@@ -95,30 +77,8 @@ class _Leased:
             self._runtime.drop(handle)
 
     @property
-    def grant(self) -> Grant | None:
-        """The current grant, while held and not known lost."""
-        return _grant(self._call("grant"))
-
-    @property
     def is_held(self) -> bool:
         return bool(self._call("is-held"))
-
-    @property
-    def token(self) -> str | None:
-        """The grant's token (a secret: whoever has it can release the lock)."""
-        grant = self.grant
-        return grant.token if grant else None
-
-    @property
-    def fence(self) -> int | None:
-        grant = self.grant
-        return grant.fence if grant else None
-
-    @property
-    def lease(self) -> int | None:
-        """The lease in seconds, as the server granted it."""
-        grant = self.grant
-        return grant.lease if grant else None
 
     @property
     def losses(self) -> int:
@@ -190,13 +150,60 @@ class _Leased:
                 _log.exception("the on_lost callback of %r failed", self)
 
 
+class _OneKey(_Leased):
+    """What a lock and a semaphore have and a lock set has not: one key, its
+    grant, two-phase acquisition and an explicit renew."""
+
+    def enqueue(self) -> Literal["acquired", "queued"]:
+        """Joins the queue without blocking: `"acquired"` (held now) or `"queued"`
+        (call `wait`)."""
+        grant = self._call_ok("enqueue")  # the `enqueued` variant: a grant, or None for `queued`
+        if grant is None:
+            return "queued"
+        self._granted(grant)
+        return "acquired"
+
+    def wait(self, timeout_s: int | None = None) -> Grant | None:
+        """After `enqueue`: blocks until granted, or `timeout_s` seconds pass
+        (`None`; default: the acquire timeout). Returns the grant at once after
+        an `"acquired"` enqueue."""
+        seconds = None if timeout_s is None else uint("timeout_s", timeout_s, 64)
+        return self._granted(self._call_ok("wait", seconds))
+
+    def renew(self) -> int:
+        """Renews now (normally automatic). Returns the remaining seconds."""
+        return int(self._call_ok("renew"))
+
+    @property
+    def grant(self) -> Grant | None:
+        """The current grant, while held and not known lost."""
+        return _grant(self._call("grant"))
+
+    @property
+    def token(self) -> str | None:
+        """The grant's token (a secret: whoever has it can release the lock)."""
+        grant = self.grant
+        return grant.token if grant else None
+
+    @property
+    def fence(self) -> int | None:
+        grant = self.grant
+        return grant.fence if grant else None
+
+    @property
+    def lease(self) -> int | None:
+        """The lease in seconds, as the server granted it."""
+        grant = self.grant
+        return grant.lease if grant else None
+
+
 def _grant(record: Any) -> Grant | None:
     if record is None:
         return None
     return Grant(record.token, record.fence, field(record, "lease-s"))
 
 
-class Lock(_Leased):
+class Lock(_OneKey):
     """An exclusive FIFO lock on one key, as the Python client's `SyncDistributedLock`.
 
     `with Lock("my-key") as lock:` acquires (raising `DflockdTimeoutError`, a
@@ -241,7 +248,7 @@ class Lock(_Leased):
         self._open(key, None, options, auth_token, on_lost, runtime)
 
 
-class Semaphore(_Leased):
+class Semaphore(_OneKey):
     """Up to `limit` holders of one key at a time, FIFO, as the Python
     client's `SyncDistributedSemaphore`; otherwise as `Lock`."""
 
@@ -275,6 +282,83 @@ class Semaphore(_Leased):
     def limit(self) -> int:
         assert self._limit is not None  # always set for a semaphore
         return self._limit
+
+
+class LockSet(_Leased):
+    """Several locks taken as one: every key, or none (Redisson's MultiLock).
+
+    The members are taken one at a time in one order (by server, then key),
+    so that two sets sharing keys never wait for each other in a cycle,
+    under one deadline (`acquire_timeout_s`, for the whole set); when it
+    passes, or a member fails, what was taken is released before `acquire`
+    answers. While held, every member renews; the loss of any member is the
+    loss of the set (`on_lost` once, the other members released). `with
+    LockSet([...]) as held:` acquires, and releases and closes on exit. The
+    keywords are `Lock`'s, but `sharding_strategy`: each member routes by
+    CRC-32.
+    """
+
+    _resource = "lock-set"
+
+    def __init__(
+        self,
+        keys: List[str],
+        *,
+        acquire_timeout_s: int | None = None,
+        lease_ttl_s: int | None = None,
+        servers: Servers | None = None,
+        renew_ratio: float | None = None,
+        auth_token: str | None = None,
+        connect_timeout_s: float | None = None,
+        tls: TLSOption = None,
+        ssl_context: ssl.SSLContext | None = None,
+        on_lost: OnLost | None = None,
+        runtime: Runtime | None = None,
+    ) -> None:
+        if isinstance(keys, str) or not all(isinstance(k, str) for k in keys):
+            raise TypeError(f"keys must be a list of strings, not {keys!r}")
+        keys = list(keys)
+        if any(not k or any(c.isspace() for c in k) for k in keys):
+            # `key` joins them with spaces; the component refuses such keys anyway.
+            raise error("invalid-argument", "a key is empty or has whitespace")
+        options = object_settings(
+            keys[0] if keys else "", acquire_timeout_s=acquire_timeout_s, lease_ttl_s=lease_ttl_s,
+            servers=servers, sharding_strategy=None, renew_ratio=renew_ratio, auth_token=auth_token,
+            connect_timeout_s=connect_timeout_s, tls=tls, ssl_context=ssl_context,
+        )
+        self._members: set[tuple[str, int]] = set()
+        self._open(" ".join(keys), None, options, auth_token, on_lost, runtime)
+        self.keys: List[str] = list(self._call("keys"))
+        """The keys, in the order they are taken."""
+
+    def acquire(self) -> List[Grant] | None:  # type: ignore[override]
+        """Blocks until every member is held (their grants, in `keys` order,
+        a non-empty list) or until the acquire timeout passes (`None`:
+        nothing held)."""
+        records = self._call_ok("acquire")
+        if records is None:
+            return None
+        grants = [g for g in (_grant(r) for r in records) if g is not None]
+        self._members = {(k, g.fence) for k, g in zip(self.keys, grants)}
+        self._tokens = tuple(g.token for g in grants)
+        self._runtime.renew_in_background()
+        return grants
+
+    @property
+    def grants(self) -> List[Grant]:
+        """Every member's grant while the whole set is held; else `[]`."""
+        return [g for g in (_grant(r) for r in self._call("grants")) if g is not None]
+
+    def _secrets(self) -> tuple[str | None, ...]:
+        return (self._auth_token, *getattr(self, "_tokens", ()))
+
+    def _owns(self, key: str, kind: int | None, fence: int) -> bool:
+        # The set is lost with any member: the first loss that names one is
+        # its, the others (members of a server that died with it) are not.
+        if kind is None and (key, fence) in self._members:
+            self._members.clear()
+            return True
+        return False
 
 
 def opened(
