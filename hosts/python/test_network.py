@@ -32,6 +32,7 @@ import dflockd_component
 from dflockd_component import (
     TLS,
     AsyncLock,
+    AsyncLockSet,
     AsyncSemaphore,
     AuthError,
     ComponentNotFoundError,
@@ -203,6 +204,29 @@ class LockSets(unittest.TestCase):
             LockSet("set-a", servers=servers)  # type: ignore[arg-type]
         with self.assertRaises(InvalidArgumentError):
             LockSet(["twice", "twice"], servers=servers)
+
+    def test_the_asyncio_flavour_from_many_tasks_never_overlaps(self) -> None:
+        servers = self.server.servers
+        holders: dict[str, int] = {}
+
+        async def transfer(n: int) -> None:
+            keys = ["acct-1", "acct-2", "acct-3"]
+            mine = [keys[n % 3], keys[(n + 1) % 3]][:: 1 if n % 2 else -1]
+            async with AsyncLockSet(mine, servers=servers, acquire_timeout_s=30) as held:
+                self.assertEqual(len(held.grants), 2)
+                for key in mine:
+                    self.assertNotIn(key, holders, f"{key} held twice")
+                    holders[key] = n
+                await asyncio.sleep(0.01)
+                for key in mine:
+                    del holders[key]
+
+        async def all_of_them() -> None:
+            await asyncio.wait_for(asyncio.gather(*(transfer(n) for n in range(6))), 60)
+
+        asyncio.run(all_of_them())
+        for key in ("acct-1", "acct-2", "acct-3"):
+            held_by_nobody(self, key, servers)
 
     def test_the_loss_of_a_member_is_reported_once(self) -> None:
         losses: list[Loss] = []

@@ -17,6 +17,7 @@ subclass per kind that is also the matching built-in (`TimeoutError`,
 from importlib.metadata import PackageNotFoundError, version
 
 from ._aio import AsyncLock, AsyncSemaphore
+from ._aio_set import AsyncLockSet
 from ._bindings import WASMTIME_VERSION, uint
 from ._errors import (
     AlreadyQueuedError,
@@ -74,6 +75,7 @@ __all__ = [
     "AsyncDistributedLock",
     "AsyncDistributedSemaphore",
     "AsyncLock",
+    "AsyncLockSet",
     "AsyncSemaphore",
     "AuthError",
     "ClientCert",
