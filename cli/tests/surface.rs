@@ -87,6 +87,19 @@ fn stats_shows_holders_and_waiters_as_a_table_and_as_json() {
 }
 
 #[test]
+fn stats_watch_prints_a_json_line_per_round_until_interrupted() {
+    let server = dflockd(&[]);
+    let watching = Running::start(dflock(server.addr, &["stats", "--json", "--watch", "0.1"]));
+    for _ in 0..3 {
+        let line = watching.line();
+        let value: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        assert_eq!(value[0]["server"], server.addr.to_string());
+    }
+    watching.signal(nix::sys::signal::Signal::SIGINT);
+    assert_eq!(watching.finish().0, -1, "ended by the signal");
+}
+
+#[test]
 fn the_wait_is_shown_on_a_terminal_and_not_elsewhere() {
     let server = dflockd(&[]);
     let _holder = held(server.addr, "k");

@@ -189,6 +189,26 @@ fn the_loss_of_one_member_is_the_loss_of_the_set() {
     host_tests::matrix::free_at_server(b.addr, &keys[1]);
 }
 
+/// Two or more of `keys` in a random order: a seeded xorshift, so that a
+/// failing round can be run again.
+fn random_pick<'a>(keys: &[&'a str], seed: u64) -> Vec<&'a str> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut mine = keys.to_vec();
+    for i in (1..mine.len()).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        mine.swap(i, j);
+    }
+    let n = 2 + (next() % (mine.len() as u64 - 1)) as usize;
+    mine.truncate(n);
+    mine
+}
+
 /// Keys routed to server 0 and 1 of `n` (CRC-32, as the component routes).
 fn two_keys_one_on_each(n: u32) -> [String; 2] {
     let on = |index: u32| {
@@ -213,13 +233,8 @@ fn sets_sharing_keys_in_any_order_never_deadlock_nor_overlap() {
             std::thread::spawn(move || {
                 let mut inst = instance(&[addr]);
                 for round in 0..15 {
-                    // Three of the four keys, in an order of this round's.
-                    let mut mine: Vec<&str> = keys.to_vec();
-                    mine.rotate_left((t + round) % 4);
-                    mine.truncate(3);
-                    if (t + round) % 2 == 1 {
-                        mine.reverse();
-                    }
+                    // Two to four of the keys, in a random order of this round's.
+                    let mine = random_pick(&keys, (t * 100 + round) as u64);
                     let set = open(&mut inst, &mine, &settings(&[addr], 60)).unwrap();
                     acquire(&mut inst, set).unwrap().expect("within a minute");
                     for key in &mine {
@@ -341,12 +356,8 @@ fn async_sets_sharing_keys_from_many_tasks_never_deadlock_nor_overlap() {
                 let holders = holders.clone();
                 tokio::spawn(async move {
                     for round in 0..10 {
-                        let mut mine = vec!["t1", "t2", "t3", "t4", "t5"];
-                        mine.rotate_left((t * 3 + round) % 5);
-                        mine.truncate(2 + (t + round) % 3);
-                        if round % 2 == 0 {
-                            mine.reverse();
-                        }
+                        let keys = ["t1", "t2", "t3", "t4", "t5"];
+                        let mine = random_pick(&keys, (1_000 + t * 100 + round) as u64);
                         let set = set_on(addr, &mine)
                             .acquire_timeout_s(60)
                             .build_async()
