@@ -106,7 +106,7 @@ fn run_examples(server: SocketAddr) -> wasmtime::Result<()> {
         &["--auth-token", secret],
     );
     let tls_addr = tls.addr.to_string();
-    let runs: [(&str, String, Env); 10] = [
+    let runs: [(&str, String, Env); 11] = [
         (
             "hold",
             "hold a lock with auto-renewal (2 s lease, held 4.5 s)".into(),
@@ -135,6 +135,11 @@ fn run_examples(server: SocketAddr) -> wasmtime::Result<()> {
             &[],
         ),
         ("fencing", "fencing tokens".into(), &[]),
+        (
+            "lock_set",
+            "a lock set: six transfers, each taking two accounts or neither".into(),
+            &[],
+        ),
         (
             "tls",
             format!("TLS and auth, against a server on {tls_addr} with a throwaway CA"),
