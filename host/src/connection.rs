@@ -95,7 +95,7 @@ impl Drop for Conn {
     /// for that, except in an `on_lost` callback, which would wait for itself.
     fn drop(&mut self) {
         let gone = self.instance.drop_object(self.id);
-        let wait = self.wait_on_drop && !crate::driver::on_callback_thread();
+        let wait = self.wait_on_drop && !crate::callbacks::on_callback_thread();
         if let (true, Some(gone)) = (wait, gone) {
             let _ = self.instance.block_on(gone);
         }

@@ -32,6 +32,7 @@
 
 pub mod asynchronous;
 mod builder;
+mod callbacks;
 mod clock;
 mod connection;
 mod driver;

@@ -204,7 +204,7 @@ impl Drop for Object {
     /// callback, which would wait for itself.
     fn drop(&mut self) {
         let gone = self.instance.drop_object(self.id);
-        let wait = self.wait_on_drop && !crate::driver::on_callback_thread();
+        let wait = self.wait_on_drop && !crate::callbacks::on_callback_thread();
         if let (true, Some(gone)) = (wait, gone) {
             let _ = self.instance.block_on(gone);
         }
