@@ -223,24 +223,34 @@ impl Driver {
                 .iter()
                 .map(|p| Resource::new_borrow(p.rep()))
                 .collect();
-            tokio::select! {
-                ready = table.poll(borrowed), if !pollables.is_empty() => { ready?; }
-                request = inbox.recv(), if open => match request {
-                    Some(request) => {
-                        arrived.push(request);
-                        if self.shares_workers {
-                            // Lets the other ready tasks (callers) run and
-                            // ask first, so that one turn starts them all:
-                            // else each caller's request woke the driver
-                            // straight away (tokio's LIFO slot), a turn each.
-                            tokio::task::yield_now().await;
+            // Woken by a request alone, the instance has nothing to report
+            // (events waiting would have made a pollable ready): the turn
+            // skips `poll-events` and `totals`, two calls and a read of
+            // every socket with a reply due, and starts what was asked.
+            let woken_by_io = tokio::select! {
+                ready = table.poll(borrowed), if !pollables.is_empty() => { ready?; true }
+                request = inbox.recv(), if open => {
+                    match request {
+                        Some(request) => {
+                            arrived.push(request);
+                            if self.shares_workers {
+                                // Lets the other ready tasks (callers) run and
+                                // ask first, so that one turn starts them all:
+                                // else each caller's request woke the driver
+                                // straight away (tokio's LIFO slot), a turn each.
+                                tokio::task::yield_now().await;
+                            }
                         }
+                        None => open = false,
                     }
-                    None => open = false,
-                },
-            }
+                    false
+                }
+            };
             for pollable in pollables {
                 HostPollable::drop(table, pollable)?;
+            }
+            if !woken_by_io {
+                continue;
             }
             let events = driver.call_poll_events(&mut self.store).await?;
             // Before the answers: what a call counted is there when it returns.
