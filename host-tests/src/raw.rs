@@ -203,6 +203,31 @@ impl Instance {
         }
     }
 
+    /// Waits until one of `driver.pollables` is ready, or `bound` passes
+    /// (a host timer beside them); says of each of the component's
+    /// pollables whether it was ready then, and drops them all.
+    pub fn which_ready(&mut self, bound: std::time::Duration) -> wasmtime::Result<Vec<bool>> {
+        use wasmtime_wasi::clocks::WasiClocksView;
+        use wasmtime_wasi::p2::bindings::clocks::monotonic_clock::Host as _;
+        let driver = self.client.dflockd_client_driver();
+        let mut pollables = driver.call_pollables(&mut self.store)?;
+        let ours = pollables.len();
+        let ns = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
+        pollables.push(self.store.data_mut().clocks().subscribe_duration(ns)?);
+        let borrowed = pollables
+            .iter()
+            .map(|p| Resource::new_borrow(p.rep()))
+            .collect();
+        let waited = self.store.data_mut().table.poll(borrowed);
+        for pollable in pollables {
+            self.drop_pollable(pollable)?;
+        }
+        let ready = waited?;
+        Ok((0..ours)
+            .map(|i| ready.iter().any(|&r| r as usize == i))
+            .collect())
+    }
+
     /// How many pollables `driver.pollables` gives now (dropped at once).
     pub fn pending(&mut self) -> wasmtime::Result<usize> {
         let driver = self.client.dflockd_client_driver();

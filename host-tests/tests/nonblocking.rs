@@ -358,3 +358,49 @@ fn a_reply_found_by_the_next_start_is_reported_under_its_own_ticket() {
         assert_eq!(done[&release], Ok(Outcome::Released(true)));
     });
 }
+
+/// The promise a host's driver relies on when a wake of its own (a
+/// caller's request) lets it skip `poll-events`: while events wait to be
+/// taken, `pollables` gives one that is ready at once, so nothing waiting
+/// is left without a wake.
+#[test]
+fn events_waiting_to_be_taken_make_a_pollable_ready_at_once() {
+    within(Duration::from_secs(60), || {
+        let server = dflockd(&[]);
+        let mut inst = instance(&[server.addr]);
+        let started = open(&mut inst, "nb-events-ready", &settings(server.addr));
+        let other = open(&mut inst, "nb-events-ready-other", &settings(server.addr));
+        let acquire = start(&mut inst, started, Command::Acquire).unwrap();
+        // Blocking calls on another lock (and `is-held`, which brings the
+        // lock up to date) drive the started acquire until its grant is
+        // read: its completion then waits, untaken, with no socket of the
+        // instance awaiting anything.
+        while !is_held(&mut inst, started) {
+            assert!(acquire_then_release(&mut inst, other));
+        }
+        // Else the only pollable is the held lease's renewal timer, half
+        // its 33 s lease away: the bound passes first.
+        let ready = inst.which_ready(Duration::from_secs(5)).unwrap();
+        assert!(
+            ready.contains(&true),
+            "an event waits, yet none of the instance's pollables was ready: {ready:?}"
+        );
+        let driver = inst.client.dflockd_client_driver();
+        let events = driver.call_poll_events(&mut inst.store).unwrap();
+        assert!(
+            matches!(&events[..], [Event::Done(Completion { ticket, outcome: Ok(_) })] if *ticket == acquire),
+            "{events:?}"
+        );
+        assert_eq!(release(&mut inst, started), Ok(true));
+    });
+}
+
+fn is_held(inst: &mut Instance, lock: ResourceAny) -> bool {
+    let locks = inst.client.dflockd_client_locks();
+    locks.lock().call_is_held(&mut inst.store, lock).unwrap()
+}
+
+/// The blocking `acquire`, then `release`: whether both succeeded.
+fn acquire_then_release(inst: &mut Instance, lock: ResourceAny) -> bool {
+    matches!(acquire(inst, lock), Ok(Some(_))) && release(inst, lock) == Ok(true)
+}

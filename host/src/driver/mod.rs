@@ -132,6 +132,7 @@ impl Drop for Ended {
     }
 }
 
+/// The driver task's state: the instance, and what it knows of each object.
 struct Driver {
     store: Store<State>,
     client: Client,
@@ -140,7 +141,7 @@ struct Driver {
     tickets: HashMap<u64, u64>,
     next_object: u64,
     callbacks: Callbacks,
-    /// The instance's totals as of the last turn, for
+    /// The instance's totals as of the last turn that I/O woke, for
     /// [`Runtime::counters`](crate::Runtime::counters) (see [`Driver::publish`]).
     totals: Arc<Mutex<Counters>>,
     /// Runs on the workers of an application's runtime (`start_here`),
