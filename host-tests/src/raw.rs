@@ -171,6 +171,15 @@ impl Instance {
         if pollables.is_empty() {
             return Ok(());
         }
+        self.poll_then_drop(pollables).map(drop)
+    }
+
+    /// Waits until one of `pollables` is ready, drops them all, and gives
+    /// the indices of the ready ones.
+    fn poll_then_drop(
+        &mut self,
+        pollables: Vec<Resource<DynPollable>>,
+    ) -> wasmtime::Result<Vec<u32>> {
         let borrowed = pollables
             .iter()
             .map(|p| Resource::new_borrow(p.rep()))
@@ -179,7 +188,7 @@ impl Instance {
         for pollable in pollables {
             self.drop_pollable(pollable)?;
         }
-        waited.map(drop)
+        waited
     }
 
     /// `connection.create`, then the blocking `connect`: an open
@@ -214,15 +223,7 @@ impl Instance {
         let ours = pollables.len();
         let ns = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
         pollables.push(self.store.data_mut().clocks().subscribe_duration(ns)?);
-        let borrowed = pollables
-            .iter()
-            .map(|p| Resource::new_borrow(p.rep()))
-            .collect();
-        let waited = self.store.data_mut().table.poll(borrowed);
-        for pollable in pollables {
-            self.drop_pollable(pollable)?;
-        }
-        let ready = waited?;
+        let ready = self.poll_then_drop(pollables)?;
         Ok((0..ours)
             .map(|i| ready.iter().any(|&r| r as usize == i))
             .collect())
