@@ -3,7 +3,7 @@
 //! made from one list of commands, so their surfaces cannot drift apart.
 //! A connection lives in one of its runtime's instances, beside the locks
 //! and the other connections, and its commands go through that instance's
-//! driver (`driver.rs`): a started command never blocks the instance.
+//! driver (`driver/`): a started command never blocks the instance.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 

@@ -1,6 +1,6 @@
 //! The way to one of a runtime's component instances: the locks,
 //! semaphores and connections of a [`Runtime`](crate::Runtime) live in them, and one task
-//! per instance (the driver, `driver.rs`) owns its store. An object sends its commands here
+//! per instance (the driver, `driver/`) owns its store. An object sends its commands here
 //! and awaits the answer; a blocking object blocks on the same future.
 //!
 //! A call's future that is dropped before its answer (an async call

@@ -1,7 +1,7 @@
 //! The WIT bindings with async exports, generated from `wit/` (the single
 //! source of truth), and the one place where their types turn into the
 //! core's: the typed API of this crate shows no generated type. The
-//! driver (`driver.rs`) runs them, on its instance's runtime or the
+//! driver (`driver/`) runs them, on its instance's runtime or the
 //! application's.
 
 use std::num::NonZeroU32;

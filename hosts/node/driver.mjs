@@ -1,5 +1,5 @@
 // The loop that drives one component instance on the application's own thread: the shape
-// of the Rust async host's driver (host/src/driver.rs), on Node's event loop. Commands
+// of the Rust async host's driver (host/src/driver/), on Node's event loop. Commands
 // start without waiting (`lock.start`, `connection.start` -> a ticket); the instance's `driver.pollables` are
 // what it waits on (sockets with a reply due, connections being opened, one timer at its
 // next deadline: a renewal, a timeout); when one is ready, `driver.poll-events` does what
