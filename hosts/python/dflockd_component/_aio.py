@@ -1,60 +1,48 @@
 """`AsyncLock` and `AsyncSemaphore`: `Lock` and `Semaphore` for asyncio.
 
-A component call blocks (an `acquire` for up to its timeout), so each async
-object makes its calls on a worker thread of its own, one at a time, with an
-instance of the component of its own: the event loop never waits on the
-component, and async objects contending for one key never wait on each other
-inside the host (a shared instance would serialize them: a waiting `acquire`
-would keep the holder from releasing).
+Each async object makes its calls on a worker thread of its own (`_worker`),
+with an instance of the component of its own: async objects contending for
+one key never wait on each other inside the host (a shared instance would
+serialize them: a waiting `acquire` would keep the holder from releasing).
 """
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import logging
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, List, Literal, Tuple, TypeVar
+from typing import TYPE_CHECKING, Callable, List, Literal, Tuple, TypeVar
 
 from wasmtime.component import Variant
 
 from ._bindings import uint
-from ._errors import DflockdError, error
+from ._errors import error
 from ._locks import Lock, OnLost, Semaphore, _Leased, opened
 from ._options import Servers, ShardingStrategy, TLSOption, object_settings
 from ._runtime import Runtime
 from ._values import Grant, Loss
+from ._worker import _OnWorker
 
 if TYPE_CHECKING:
     import ssl
-
-_log = logging.getLogger("dflockd_component")
 
 _T = TypeVar("_T")
 _A = TypeVar("_A", bound="_AsyncLeased")
 
 
-class _AsyncLeased:
-    """What `AsyncLock` and `AsyncSemaphore` share: the worker thread, the
-    sync object it opens there, and the grant as last reported (properties
-    read that: asking the component would wait for a blocked call)."""
+class _AsyncLeased(_OnWorker[_Leased]):
+    """What `AsyncLock` and `AsyncSemaphore` share: the sync object the
+    worker opens, and the grant as last reported (properties read that:
+    asking the component would wait for a blocked call)."""
 
     _sync_class: type[_Leased]
 
     def _setup(
         self, key: str, limit: int | None, options: List[Variant], auth_token: str | None, on_lost: OnLost | None
     ) -> None:
-        self.key = key
+        self._start_worker(key, on_lost)
         self._limit = limit
         self._options = options
         self._auth_token = auth_token
-        self._on_lost = on_lost
-        self._sync: _Leased | None = None  # opened on the worker by the first call
-        self._worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="dflockd-async")
-        self._closed = False
         self._grant: Grant | None = None
         self._lost_fence: int | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def acquire(self) -> Grant | None:
         """Waits until granted (the `Grant`, truthy), or until the acquire
@@ -84,11 +72,6 @@ class _AsyncLeased:
     async def renew(self) -> int:
         """Renews now (normally automatic). Returns the remaining seconds."""
         return await self._run(lambda sync: sync.renew())
-
-    async def aclose(self) -> None:
-        """Releases what is held (best effort), closes the connection and ends
-        the worker thread. Idempotent; the object is unusable afterwards."""
-        await asyncio.wrap_future(self._close_soon())
 
     @property
     def grant(self) -> Grant | None:
@@ -128,34 +111,10 @@ class _AsyncLeased:
             raise error("timeout", f"{self.key!r} was not granted within the acquire timeout")
         return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        try:
-            await self.release()
-        finally:
-            await self.aclose()
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
-        return f"{type(self).__name__}({self.key!r}, {state})"
-
-    async def _run(self, call: Callable[[_Leased], _T]) -> _T:
-        if self._closed:
-            raise error("invalid-argument", f"the {self._sync_class._resource} {self.key!r} is closed")
-        self._loop = asyncio.get_running_loop()
-        return await self._loop.run_in_executor(self._worker, lambda: call(self._opened()))
-
     async def _granting(self, call: Callable[[_Leased], Tuple[_T, Grant | None]]) -> _T:
         """Runs a call that may grant (`acquire`, `enqueue`, `wait`): it
-        returns its result and the grant, if any.
-
-        A blocked component call cannot be interrupted: cancelled, it still
-        runs to its end on the worker. Cancelling gives the attempt up, so a
-        `release` queued behind the call on the same worker lets go of what
-        it was granted, or of the queue place it holds; calls made after the
-        cancellation queue behind that release.
-        """
+        returns its result and the grant, if any; cancelled, it is given up
+        (see `_run_giving_up_when_cancelled`)."""
 
         def run(sync: _Leased) -> _T:
             result, grant = call(sync)
@@ -163,22 +122,14 @@ class _AsyncLeased:
                 self._grant = grant
             return result
 
-        try:
-            return await self._run(run)
-        except asyncio.CancelledError:
-            try:
-                self._worker.submit(self._give_up)
-            except RuntimeError:
-                pass  # closed meanwhile: the close releases
-            raise
+        return await self._run_giving_up_when_cancelled(run)
 
-    def _give_up(self) -> None:  # on the worker, after the cancelled call
+    @property
+    def _resource(self) -> str:  # type: ignore[override]
+        return self._sync_class._resource
+
+    def _forget(self) -> None:
         self._grant = None
-        if self._sync is not None:
-            try:
-                self._sync.release()
-            except DflockdError as failure:  # lost meanwhile, or the server is gone: nothing held either way
-                _log.debug("releasing after a cancelled call on %r: %s", self, failure)
 
     def _opened(self) -> _Leased:  # on the worker
         if self._sync is None:
@@ -187,34 +138,13 @@ class _AsyncLeased:
             )
         return self._sync
 
-    def _close_soon(self) -> concurrent.futures.Future[Any]:
-        """Queues the close behind any running call and lets the worker end."""
-        if self._closed:
-            done: concurrent.futures.Future[Any] = concurrent.futures.Future()
-            done.set_result(None)
-            return done
-        self._closed = True
-        self._grant = None
-        closing = self._worker.submit(lambda: self._sync.close() if self._sync is not None else None)
-        self._worker.shutdown(wait=False)
-        return closing
-
     def _lost(self, loss: Loss) -> None:
         """The sync object's `on_lost`, on the renewal thread: the user's
         callback runs on the event loop when there is one."""
         self._lost_fence = loss.fence
         if self._grant is not None and self._grant.fence == loss.fence:
             self._grant = None
-        if self._on_lost is None:
-            return
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(self._on_lost, loss)
-                return
-            except RuntimeError:
-                pass  # the loop closed meanwhile
-        self._on_lost(loss)
+        self._tell(loss)
 
 
 def _itself(grant: Grant | None) -> Tuple[Grant | None, Grant | None]:
